@@ -1,0 +1,313 @@
+"""The customer document: its pycrdt layout, field rules and JSON representation.
+
+One pycrdt ``Doc`` per customer (DESIGN.md, "The customer document"), with these roots:
+
+- ``fields`` (Map): scalar account fields, see ``FIELDS``; ``None`` is a value.
+- ``notes`` (Text): case notes, merged character by character.
+- ``tasks`` (Map): task id → Map ``{title, done, order}``. Order is a float; a reorder sets
+  one task's order between its new neighbours, so concurrent reorders never duplicate or
+  lose a task (ties break by task id).
+- ``comments`` (Array): append-only Maps ``{id, author, time, text}``.
+- ``meta`` (Map): ``deleted`` (tombstone flag), ``created_at``, ``created_by``.
+
+Server and client share this module: it is the one place that knows the layout and the
+rules for field values. Functions that write take an open document and must be called
+inside the caller's transaction when several writes belong together.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pycrdt import Array, Doc, Map, Text
+
+from .errors import InvalidFieldValue
+
+__all__ = [
+    "ADDRESS_FIELDS",
+    "FIELDS",
+    "MAX_COMMENT_LENGTH",
+    "MAX_NOTES_LENGTH",
+    "Comment",
+    "Task",
+    "add_comment",
+    "add_task",
+    "apply_merge_patch",
+    "fields_from_json",
+    "is_deleted",
+    "new_document",
+    "read_comments",
+    "read_fields",
+    "read_notes",
+    "read_tasks",
+    "roots",
+    "set_deleted",
+    "set_fields",
+    "to_json",
+    "validate_field",
+]
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^[0-9+()./x -]*$")
+_ZIP = re.compile(r"^[A-Za-z0-9 -]*$")
+TIERS = ("basic", "plus", "premium")
+MAX_NOTES_LENGTH = 200_000
+MAX_COMMENT_LENGTH = 10_000
+MAX_TASK_TITLE = 500
+
+
+def _text(max_len: int, pattern: re.Pattern[str] | None = None, what: str = "") -> Callable[
+    [str, Any], str | None
+]:
+    def check(field: str, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise InvalidFieldValue(field, f"must be text or null, not {type(value).__name__}")
+        text: str = value.strip()
+        if len(text) > max_len:
+            raise InvalidFieldValue(field, f"must be at most {max_len} characters")
+        if text and pattern is not None and not pattern.match(text):
+            raise InvalidFieldValue(field, f"must be {what}")
+        return text
+
+    return check
+
+
+def _tier(field: str, value: Any) -> str | None:
+    if value is None or value in TIERS:
+        return value  # type: ignore[no-any-return]
+    raise InvalidFieldValue(field, f"must be one of {', '.join(TIERS)} or null")
+
+
+#: Every customer field and its rule. Order is the order forms show them in.
+FIELDS: dict[str, Callable[[str, Any], str | None]] = {
+    "name": _text(200),
+    "email": _text(254, _EMAIL, "an e-mail address like sam@example.com"),
+    "phone": _text(40, _PHONE, "a phone number (digits, spaces, + ( ) - . x)"),
+    "street1": _text(200),
+    "street2": _text(200),
+    "city": _text(100),
+    "state": _text(64),
+    "zip": _text(16, _ZIP, "a postal code (letters, digits, spaces, -)"),
+    "tier": _tier,
+}
+#: The fields that the seed-000 JSON shape nests under ``address``.
+ADDRESS_FIELDS = ("street1", "street2", "city", "state", "zip")
+
+
+def validate_field(field: str, value: Any) -> str | None:
+    """Check one field value and return it normalised; raises InvalidFieldValue."""
+    rule = FIELDS.get(field)
+    if rule is None:
+        raise InvalidFieldValue(field, f"unknown field; known fields: {', '.join(FIELDS)}")
+    return rule(field, value)
+
+
+@dataclass(frozen=True, slots=True)
+class Roots:
+    """The shared types of one customer document."""
+
+    fields: Map[Any]
+    notes: Text
+    tasks: Map[Any]
+    comments: Array[Any]
+    meta: Map[Any]
+
+
+def roots(doc: Doc[Any]) -> Roots:
+    """The document's root types, declared if this document has not seen them yet."""
+    return Roots(
+        fields=doc.get("fields", type=Map),
+        notes=doc.get("notes", type=Text),
+        tasks=doc.get("tasks", type=Map),
+        comments=doc.get("comments", type=Array),
+        meta=doc.get("meta", type=Map),
+    )
+
+
+def new_document() -> Doc[Any]:
+    """An empty customer document with its roots declared."""
+    doc: Doc[Any] = Doc()
+    roots(doc)
+    return doc
+
+
+def read_fields(doc: Doc[Any]) -> dict[str, str | None]:
+    """All fields, every known one present (missing ones are None).
+
+    A value of the wrong type (possible only from a misbehaving peer) reads as its text.
+    """
+    raw = roots(doc).fields.to_py() or {}
+    out: dict[str, str | None] = {}
+    for name in FIELDS:
+        value = raw.get(name)
+        out[name] = value if value is None or isinstance(value, str) else str(value)
+    return out
+
+
+def set_fields(doc: Doc[Any], values: Mapping[str, Any]) -> dict[str, str | None]:
+    """Validate every value first, then write them all in one transaction.
+
+    Nothing is written when any value is invalid. Returns the normalised values; fields
+    whose value is already the same are not written again (no empty updates).
+    """
+    checked = {name: validate_field(name, value) for name, value in values.items()}
+    fields_map = roots(doc).fields
+    with doc.transaction():
+        for name, value in checked.items():
+            if name not in fields_map or fields_map[name] != value:
+                fields_map[name] = value
+    return checked
+
+
+def is_deleted(doc: Doc[Any]) -> bool:
+    """True when the customer carries a tombstone."""
+    return bool(roots(doc).meta.get("deleted", False))
+
+
+def set_deleted(doc: Doc[Any], deleted: bool) -> None:
+    """Set or clear the tombstone."""
+    roots(doc).meta["deleted"] = deleted
+
+
+def read_notes(doc: Doc[Any]) -> str:
+    """The case notes as plain text."""
+    return str(roots(doc).notes)
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A follow-up task as read from the document."""
+
+    id: str
+    title: str
+    done: bool
+    order: float
+
+
+def read_tasks(doc: Doc[Any]) -> list[Task]:
+    """Tasks in display order (by order, then id: the same on every replica)."""
+    tasks = []
+    for task_id, value in (roots(doc).tasks.to_py() or {}).items():
+        if not isinstance(value, dict):
+            continue
+        order = value.get("order", 0.0)
+        tasks.append(Task(
+            id=task_id,
+            title=str(value.get("title", "")),
+            done=bool(value.get("done", False)),
+            order=float(order) if isinstance(order, int | float) else 0.0,
+        ))
+    tasks.sort(key=lambda t: (t.order, t.id))
+    return tasks
+
+
+def add_task(doc: Doc[Any], title: str, task_id: str | None = None) -> str:
+    """Append a task at the end of the list; returns its id."""
+    title = _check_task_title(title)
+    existing = read_tasks(doc)
+    order = existing[-1].order + 1.0 if existing else 1.0
+    task_id = task_id or uuid.uuid4().hex
+    roots(doc).tasks[task_id] = Map({"title": title, "done": False, "order": order})
+    return task_id
+
+
+def _check_task_title(title: Any) -> str:
+    if not isinstance(title, str) or not title.strip():
+        raise InvalidFieldValue("task", "a task needs a title")
+    if len(title) > MAX_TASK_TITLE:
+        raise InvalidFieldValue("task", f"a task title is at most {MAX_TASK_TITLE} characters")
+    return title.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    """A comment in a customer's thread."""
+
+    id: str
+    author: str
+    time: float
+    text: str
+
+
+def add_comment(doc: Doc[Any], author: str, text: str, time: float) -> str:
+    """Append a comment; returns its id."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidFieldValue("comment", "a comment needs some text")
+    if len(text) > MAX_COMMENT_LENGTH:
+        raise InvalidFieldValue("comment", f"a comment is at most {MAX_COMMENT_LENGTH} characters")
+    comment_id = uuid.uuid4().hex
+    roots(doc).comments.append(
+        Map({"id": comment_id, "author": author, "time": time, "text": text})
+    )
+    return comment_id
+
+
+def read_comments(doc: Doc[Any]) -> list[Comment]:
+    """Comments in the order they were appended (merged order on every replica)."""
+    out = []
+    for value in roots(doc).comments.to_py() or []:
+        if isinstance(value, dict):
+            time = value.get("time", 0.0)
+            out.append(Comment(
+                id=str(value.get("id", "")),
+                author=str(value.get("author", "")),
+                time=float(time) if isinstance(time, int | float) else 0.0,
+                text=str(value.get("text", "")),
+            ))
+    return out
+
+
+def to_json(customer_id: str, doc: Doc[Any]) -> dict[str, Any]:
+    """The seed-000 JSON shape of a customer: ``address`` nested, other fields flat."""
+    values = read_fields(doc)
+    out: dict[str, Any] = {"id": customer_id}
+    out.update({k: v for k, v in values.items() if k not in ADDRESS_FIELDS})
+    out["address"] = {k: values[k] for k in ADDRESS_FIELDS}
+    out["deleted"] = is_deleted(doc)
+    return out
+
+
+def fields_from_json(data: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
+    """Flatten a seed-000 JSON object (or a merge patch of one) into field values.
+
+    ``partial`` (a merge patch): only the keys present are returned. Keys ``id`` and
+    ``deleted`` are ignored here (the caller handles them). Unknown keys and an ``address``
+    that is not an object raise InvalidFieldValue. Values are validated.
+    """
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in {"id", "deleted"}:
+            continue
+        if key == "address":
+            address = dict.fromkeys(ADDRESS_FIELDS) if value is None else value
+            if not isinstance(address, Mapping):
+                raise InvalidFieldValue("address", "must be an object")
+            for sub, sub_value in address.items():
+                if sub not in ADDRESS_FIELDS:
+                    raise InvalidFieldValue(
+                        f"address.{sub}", f"unknown; address has {', '.join(ADDRESS_FIELDS)}"
+                    )
+                out[sub] = validate_field(sub, sub_value)
+        elif key in ADDRESS_FIELDS:
+            raise InvalidFieldValue(key, "belongs inside address")
+        else:
+            out[key] = validate_field(key, value)
+    if not partial:
+        for name in FIELDS:
+            out.setdefault(name, None)
+    return out
+
+
+def apply_merge_patch(doc: Doc[Any], patch: Mapping[str, Any]) -> dict[str, str | None]:
+    """Apply a JSON Merge Patch (RFC 7396) of the JSON shape to the document's fields.
+
+    ``null`` sets a field to null (null is a value here). Returns the fields written.
+    """
+    return set_fields(doc, fields_from_json(patch, partial=True))
+

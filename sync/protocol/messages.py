@@ -1,0 +1,616 @@
+"""Wire messages of the Live Edit sync protocol and their binary encoding.
+
+Every WebSocket message is one binary frame holding one protocol message, encoded with
+MessagePack as an array ``[kind, field1, field2, ...]`` (docs/protocol.md §2). Messages are
+frozen dataclasses; :func:`encode` turns one into bytes and :func:`decode` turns bytes back,
+checking every field's type and bounds. ``decode`` raises :class:`MalformedMessage` and
+nothing else, whatever the bytes.
+
+Document updates and state vectors are pycrdt's (Yjs-compatible, update format v1) bytes,
+carried opaquely.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from enum import IntEnum, StrEnum
+from typing import Any, ClassVar, TypeAlias
+
+import msgpack
+
+from .errors import ErrorCode, MalformedMessage
+
+__all__ = [
+    "DIRECTORY_FEED",
+    "MAX_MESSAGE_SIZE",
+    "PROTOCOL_VERSION",
+    "SUPPORTED_VERSIONS",
+    "Ack",
+    "Authenticate",
+    "DirectoryChanges",
+    "DirectoryEntry",
+    "DirectorySubscribe",
+    "Error",
+    "Heartbeat",
+    "HeartbeatAck",
+    "Message",
+    "MessageKind",
+    "Notification",
+    "NotificationKind",
+    "Notifications",
+    "Presence",
+    "PresenceChanged",
+    "PresenceState",
+    "ReadNotifications",
+    "RemoteUpdate",
+    "RenewToken",
+    "Subscribe",
+    "Subscribed",
+    "SyncStep1",
+    "SyncStep2",
+    "TokenRenewed",
+    "Unsubscribe",
+    "Update",
+    "Welcome",
+    "customer_doc_id",
+    "customer_id_of",
+    "decode",
+    "encode",
+    "is_doc_id",
+]
+
+#: The protocol version this code speaks; client and server negotiate it (§3).
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
+
+#: Default largest encoded message accepted, in bytes (§8). The server may lower or raise it.
+MAX_MESSAGE_SIZE = 1_048_576
+
+#: Pseudo document id naming the customer directory feed in Subscribe/Unsubscribe.
+DIRECTORY_FEED = "directory"
+
+_MAX_LIST = 10_000
+_MAX_STR = 65_536
+_MAX_ID = 128
+_MAX_PRESENCE_KEYS = 16
+_INT64 = 2**63 - 1
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+PresenceValue: TypeAlias = str | int | float | bool | None
+PresenceState: TypeAlias = Mapping[str, PresenceValue]
+
+
+def customer_doc_id(customer_id: str) -> str:
+    """The document id of a customer: ``customer:<uuid>`` (lowercase canonical uuid)."""
+    return f"customer:{customer_id}"
+
+
+def customer_id_of(doc_id: str) -> str:
+    """The customer uuid inside a customer document id."""
+    return doc_id.partition(":")[2]
+
+
+def is_doc_id(value: str) -> bool:
+    """True for a well-formed customer document id."""
+    kind, _, rest = value.partition(":")
+    return kind == "customer" and _UUID_RE.match(rest) is not None
+
+
+class MessageKind(IntEnum):
+    """The first element of every encoded message (§4)."""
+
+    AUTHENTICATE = 1
+    WELCOME = 2
+    RENEW_TOKEN = 3
+    TOKEN_RENEWED = 4
+    SUBSCRIBE = 10
+    SUBSCRIBED = 11
+    UNSUBSCRIBE = 12
+    SYNC_STEP1 = 20
+    SYNC_STEP2 = 21
+    UPDATE = 22
+    REMOTE_UPDATE = 23
+    ACK = 24
+    PRESENCE = 30
+    PRESENCE_CHANGED = 31
+    NOTIFICATION = 40
+    READ_NOTIFICATIONS = 41
+    NOTIFICATIONS = 42
+    DIRECTORY_SUBSCRIBE = 50
+    DIRECTORY_CHANGES = 51
+    ERROR = 60
+    HEARTBEAT = 70
+    HEARTBEAT_ACK = 71
+
+
+class NotificationKind(StrEnum):
+    """What a notification reports (§6)."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+    RESTORED = "restored"
+    COMMENTED = "commented"
+    JOINED = "joined"
+    LEFT = "left"
+
+
+# --- field validators -------------------------------------------------------------------
+# Each takes the raw decoded value and returns the checked (possibly converted) value, or
+# raises _Invalid. They double as the documentation of every field's domain.
+
+Validator: TypeAlias = Callable[[Any], Any]
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _str(max_len: int = _MAX_STR, pattern: re.Pattern[str] | None = None) -> Validator:
+    def check(v: Any) -> str:
+        if not isinstance(v, str) or len(v) > max_len:
+            raise _Invalid(f"expected a string of at most {max_len} characters")
+        if pattern is not None and not pattern.match(v):
+            raise _Invalid("string has the wrong format")
+        return v
+
+    return check
+
+
+def _int(lo: int = 0, hi: int = _INT64) -> Validator:
+    def check(v: Any) -> int:
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise _Invalid(f"expected an integer from {lo} to {hi}")
+        return v
+
+    return check
+
+
+def _float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise _Invalid("expected a finite number")
+    return float(v)
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise _Invalid("expected a boolean")
+    return v
+
+
+def _bytes(max_len: int = MAX_MESSAGE_SIZE) -> Validator:
+    def check(v: Any) -> bytes:
+        if not isinstance(v, bytes) or len(v) > max_len:
+            raise _Invalid(f"expected at most {max_len} bytes")
+        return v
+
+    return check
+
+
+def _doc_id(v: Any) -> str:
+    if not isinstance(v, str) or not is_doc_id(v):
+        raise _Invalid("expected a document id 'customer:<uuid>'")
+    return v
+
+
+def _sub_id(v: Any) -> str:
+    if v == DIRECTORY_FEED:
+        return DIRECTORY_FEED
+    return _doc_id(v)
+
+
+def _opt(inner: Validator) -> Validator:
+    def check(v: Any) -> Any:
+        return None if v is None else inner(v)
+
+    return check
+
+
+def _list(inner: Validator, max_len: int = _MAX_LIST) -> Validator:
+    def check(v: Any) -> tuple[Any, ...]:
+        if not isinstance(v, list | tuple) or len(v) > max_len:
+            raise _Invalid(f"expected a list of at most {max_len} items")
+        return tuple(inner(item) for item in v)
+
+    return check
+
+
+def _enum(enum: type[StrEnum]) -> Validator:
+    def check(v: Any) -> Any:
+        try:
+            return enum(v)
+        except ValueError as exc:
+            raise _Invalid(f"expected one of {', '.join(e.value for e in enum)}") from exc
+
+    return check
+
+
+def _presence_state(v: Any) -> dict[str, PresenceValue]:
+    if not isinstance(v, dict) or len(v) > _MAX_PRESENCE_KEYS:
+        raise _Invalid(f"expected a map of at most {_MAX_PRESENCE_KEYS} entries")
+    out: dict[str, PresenceValue] = {}
+    for key, value in v.items():
+        if not isinstance(key, str) or len(key) > 64:
+            raise _Invalid("presence keys are strings of at most 64 characters")
+        if isinstance(value, str) and len(value) > 256:
+            raise _Invalid("presence strings are at most 256 characters")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _Invalid("presence numbers are finite")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _INT64:
+            raise _Invalid("presence integers fit in 64 bits")
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise _Invalid("presence values are scalars")
+        out[key] = value
+    return out
+
+
+_SESSION = _str(64, _SESSION_RE)
+_NAME = _str(_MAX_ID)
+_SEQ = _int()
+
+
+# --- messages ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """Base of every wire message. ``KIND`` and ``SCHEMA`` describe the encoding."""
+
+    KIND: ClassVar[MessageKind]
+    SCHEMA: ClassVar[tuple[Validator, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticate(Message):
+    """Client → server, first message: who I am and which versions I speak (§3)."""
+
+    versions: tuple[int, ...]
+    token: str
+    session_id: str
+    client: str = ""
+    KIND = MessageKind.AUTHENTICATE
+    SCHEMA = (_list(_int(1, 65535), 16), _str(8192), _SESSION, _str(200))
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome(Message):
+    """Server → client: authentication accepted (§3).
+
+    ``resumed`` tells that the session id was known and its ``subscriptions`` are active
+    again without a Subscribe; the client still syncs each document (SyncStep1).
+    """
+
+    version: int
+    session_id: str
+    user: str
+    role: str
+    customer_id: str | None
+    resumed: bool
+    subscriptions: tuple[str, ...]
+    token_expires_at: float
+    heartbeat_interval: float
+    max_message_size: int
+    max_subscriptions: int
+    server_time: float
+    KIND = MessageKind.WELCOME
+    SCHEMA = (
+        _int(1, 65535), _SESSION, _NAME, _str(32), _opt(_str(64)), _bool,
+        _list(_sub_id), _float, _float, _int(1), _int(1), _float,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RenewToken(Message):
+    """Client → server: a fresh access token for the same user, before the old expires."""
+
+    token: str
+    KIND = MessageKind.RENEW_TOKEN
+    SCHEMA = (_str(8192),)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRenewed(Message):
+    """Server → client: the renewed token is in force until ``token_expires_at``."""
+
+    token_expires_at: float
+    KIND = MessageKind.TOKEN_RENEWED
+    SCHEMA = (_float,)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe(Message):
+    """Client → server: start receiving these documents (or ``DIRECTORY_FEED``)."""
+
+    docs: tuple[str, ...]
+    KIND = MessageKind.SUBSCRIBE
+    SCHEMA = (_list(_sub_id, 1000),)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed(Message):
+    """Server → client: these subscriptions are now active."""
+
+    docs: tuple[str, ...]
+    KIND = MessageKind.SUBSCRIBED
+    SCHEMA = (_list(_sub_id, 1000),)
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe(Message):
+    """Client → server: stop receiving these documents."""
+
+    docs: tuple[str, ...]
+    KIND = MessageKind.UNSUBSCRIBE
+    SCHEMA = (_list(_sub_id, 1000),)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncStep1(Message):
+    """Either way: my state vector of ``doc``; answer with a SyncStep2 (or an Update)."""
+
+    doc: str
+    state_vector: bytes
+    KIND = MessageKind.SYNC_STEP1
+    SCHEMA = (_doc_id, _bytes())
+
+
+@dataclass(frozen=True, slots=True)
+class SyncStep2(Message):
+    """Server → client: everything of ``doc`` missing from the client's state vector.
+
+    ``seq`` is the server's latest log sequence number for the document.
+    """
+
+    doc: str
+    update: bytes
+    seq: int
+    KIND = MessageKind.SYNC_STEP2
+    SCHEMA = (_doc_id, _bytes(), _SEQ)
+
+
+@dataclass(frozen=True, slots=True)
+class Update(Message):
+    """Client → server: a document update; ``ref`` comes back in the Ack (§5)."""
+
+    doc: str
+    ref: int
+    update: bytes
+    KIND = MessageKind.UPDATE
+    SCHEMA = (_doc_id, _int(), _bytes())
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteUpdate(Message):
+    """Server → client: an update another session wrote, with its log sequence number."""
+
+    doc: str
+    seq: int
+    update: bytes
+    author: str
+    time: float
+    KIND = MessageKind.REMOTE_UPDATE
+    SCHEMA = (_doc_id, _SEQ, _bytes(), _NAME, _float)
+
+
+@dataclass(frozen=True, slots=True)
+class Ack(Message):
+    """Server → client: the update ``ref`` is durably committed as ``seq``."""
+
+    doc: str
+    ref: int
+    seq: int
+    KIND = MessageKind.ACK
+    SCHEMA = (_doc_id, _int(), _SEQ)
+
+
+@dataclass(frozen=True, slots=True)
+class Presence(Message):
+    """Client → server: my presence on ``doc`` (``state`` None: I left)."""
+
+    doc: str
+    state: PresenceState | None
+    KIND = MessageKind.PRESENCE
+    SCHEMA = (_doc_id, _opt(_presence_state))
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChanged(Message):
+    """Server → client: ``user``'s session changed presence on ``doc`` (None: gone)."""
+
+    doc: str
+    session_id: str
+    user: str
+    state: PresenceState | None
+    KIND = MessageKind.PRESENCE_CHANGED
+    SCHEMA = (_doc_id, _SESSION, _NAME, _opt(_presence_state))
+
+
+@dataclass(frozen=True, slots=True)
+class Notification(Message):
+    """Server → client: something happened to a document (§6). Also a record in lists."""
+
+    seq: int
+    doc: str
+    kind: NotificationKind
+    actor: str
+    time: float
+    fields: tuple[str, ...]
+    title: str | None
+    KIND = MessageKind.NOTIFICATION
+    SCHEMA = (
+        _SEQ, _doc_id, _enum(NotificationKind), _NAME, _float, _list(_str(64), 64),
+        _opt(_str(512)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReadNotifications(Message):
+    """Client → server: notifications after ``since`` on my subscriptions (§6)."""
+
+    since: int
+    limit: int = 500
+    KIND = MessageKind.READ_NOTIFICATIONS
+    SCHEMA = (_SEQ, _int(1, 5000))
+
+
+@dataclass(frozen=True, slots=True)
+class Notifications(Message):
+    """Server → client: a page of notifications; ``more`` when another page follows."""
+
+    items: tuple[Notification, ...]
+    latest: int
+    more: bool
+    KIND = MessageKind.NOTIFICATIONS
+    SCHEMA: ClassVar[tuple[Validator, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryEntry(Message):
+    """One customer in the directory feed (a record inside DirectoryChanges)."""
+
+    customer_id: str
+    name: str | None
+    email: str | None
+    phone: str | None
+    city: str | None
+    state: str | None
+    zip: str | None
+    updated_at: float
+    deleted: bool
+    cursor: int
+    KIND = MessageKind.DIRECTORY_CHANGES  # records are never sent alone
+    SCHEMA = (
+        _str(64, _UUID_RE), *(_opt(_str(1024)) for _ in range(6)), _float, _bool, _SEQ,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DirectorySubscribe(Message):
+    """Client → server: send the directory changes after ``cursor``, then live ones."""
+
+    cursor: int
+    KIND = MessageKind.DIRECTORY_SUBSCRIBE
+    SCHEMA = (_SEQ,)
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryChanges(Message):
+    """Server → client: directory entries changed, up to ``cursor``; ``more`` pages follow."""
+
+    entries: tuple[DirectoryEntry, ...]
+    cursor: int
+    more: bool
+    KIND = MessageKind.DIRECTORY_CHANGES
+    SCHEMA: ClassVar[tuple[Validator, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Error(Message):
+    """Server → client: a request failed (``ref``/``doc`` say which); see ErrorCode."""
+
+    code: ErrorCode
+    message: str
+    ref: int | None = None
+    doc: str | None = None
+    retry_after: float | None = None
+    KIND = MessageKind.ERROR
+    SCHEMA = (_enum(ErrorCode), _str(1000), _opt(_int()), _opt(_sub_id), _opt(_float))
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat(Message):
+    """Either way: are you there? Answered by HeartbeatAck with the same nonce."""
+
+    nonce: int
+    KIND = MessageKind.HEARTBEAT
+    SCHEMA = (_int(),)
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatAck(Message):
+    """Either way: the answer to Heartbeat."""
+
+    nonce: int
+    KIND = MessageKind.HEARTBEAT_ACK
+    SCHEMA = (_int(),)
+
+
+def _record(cls: type[Message]) -> Validator:
+    def check(v: Any) -> Message:
+        if not isinstance(v, list) or len(v) != len(cls.SCHEMA):
+            raise _Invalid(f"expected a {cls.__name__} record of {len(cls.SCHEMA)} fields")
+        return cls(*(validate(item) for validate, item in zip(cls.SCHEMA, v, strict=True)))
+
+    return check
+
+
+Notifications.SCHEMA = (_list(_record(Notification), 5000), _SEQ, _bool)
+DirectoryChanges.SCHEMA = (_list(_record(DirectoryEntry), 5000), _SEQ, _bool)
+
+_BY_KIND: dict[int, type[Message]] = {
+    cls.KIND: cls
+    for cls in (
+        Authenticate, Welcome, RenewToken, TokenRenewed, Subscribe, Subscribed, Unsubscribe,
+        SyncStep1, SyncStep2, Update, RemoteUpdate, Ack, Presence, PresenceChanged,
+        Notification, ReadNotifications, Notifications, DirectorySubscribe, DirectoryChanges,
+        Error, Heartbeat, HeartbeatAck,
+    )
+}
+
+
+def _plain(value: Any) -> Any:
+    """Turn a message field into MessagePack-ready values (records become arrays)."""
+    if isinstance(value, Message):
+        return [_plain(getattr(value, f.name)) for f in fields(value)]
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
+def encode(message: Message) -> bytes:
+    """Encode a message into the bytes of one WebSocket binary frame."""
+    body = [message.KIND.value, *(_plain(getattr(message, f.name)) for f in fields(message))]
+    return msgpack.packb(body, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def decode(data: bytes, max_size: int = MAX_MESSAGE_SIZE) -> Message:
+    """Decode one frame's bytes into a message, checking every field.
+
+    Raises :class:`MalformedMessage` (and nothing else) when ``data`` is larger than
+    ``max_size``, is not valid MessagePack, or does not match a message's schema.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise MalformedMessage("a message must be binary")
+    if len(data) > max_size:
+        raise MalformedMessage(f"message of {len(data)} bytes exceeds the {max_size}-byte limit")
+    try:
+        raw = msgpack.unpackb(
+            data, raw=False, use_list=True, strict_map_key=True, max_ext_len=0,
+        )
+    except (ValueError, msgpack.UnpackException) as exc:  # ExtraData, FormatError, UTF-8…
+        raise MalformedMessage(
+            f"not a valid MessagePack message: {exc or type(exc).__name__}"
+        ) from exc
+    if not isinstance(raw, list) or not raw:
+        raise MalformedMessage("a message is a non-empty array")
+    kind, *values = raw
+    cls = _BY_KIND.get(kind) if isinstance(kind, int) and not isinstance(kind, bool) else None
+    if cls is None:
+        raise MalformedMessage(f"unknown message kind {kind!r}")
+    if len(values) != len(cls.SCHEMA):
+        raise MalformedMessage(
+            f"{cls.__name__} has {len(cls.SCHEMA)} fields, got {len(values)}"
+        )
+    checked = []
+    for f, validate, value in zip(fields(cls), cls.SCHEMA, values, strict=True):
+        try:
+            checked.append(validate(value))
+        except _Invalid as exc:
+            raise MalformedMessage(f"{cls.__name__}.{f.name}: {exc}") from None
+    return cls(*checked)
