@@ -1,0 +1,71 @@
+"""Configuration of the reference server: one frozen object, built by the CLI or by tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sync.protocol.messages import MAX_MESSAGE_SIZE
+
+from .errors import ConfigError
+
+__all__ = ["ServerConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything the server needs to run. Defaults are the documented production ones.
+
+    Times are seconds; sizes are bytes.
+    """
+
+    db_path: Path
+    host: str = "127.0.0.1"
+    port: int = 8765
+    #: TLS: both or neither. With them the server speaks https/wss only.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    access_token_ttl: float = 900.0
+    refresh_token_ttl: float = 30 * 86400.0
+    #: A connection must authenticate within this many seconds (seed 001).
+    auth_timeout: float = 5.0
+    #: A disconnected session's subscriptions are kept this long for a resume.
+    session_grace: float = 300.0
+    #: The server expects some message (e.g. Heartbeat) at least this often.
+    heartbeat_interval: float = 15.0
+    #: ... and closes a connection silent for this long (presence expires with it).
+    idle_timeout: float = 45.0
+    notification_ttl: float = 24 * 3600.0
+    max_message_size: int = MAX_MESSAGE_SIZE
+    max_subscriptions: int = 1000
+    #: Token bucket per connection: sustained messages per second, and burst size.
+    rate_limit: float = 200.0
+    rate_burst: int = 2000
+    #: Messages a client may send before authentication completes (then: closed).
+    max_pending_before_auth: int = 32
+    #: Group commit: the writer commits at most this many updates per transaction.
+    max_batch: int = 2000
+    #: Directory feed and notification pages.
+    page_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("TLS needs both --tls-cert and --tls-key")
+        for path in (self.tls_cert, self.tls_key):
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"TLS file not found: {path}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be 0-65535, not {self.port}")
+        positive = (
+            "access_token_ttl", "refresh_token_ttl", "auth_timeout", "session_grace",
+            "heartbeat_interval", "idle_timeout", "notification_ttl", "max_message_size",
+            "max_subscriptions", "rate_limit", "rate_burst", "max_batch", "page_size",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name.replace('_', '-')} must be positive")
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when TLS is configured, else ``http``."""
+        return "https" if self.tls_cert else "http"
