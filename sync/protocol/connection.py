@@ -77,6 +77,10 @@ SERVER_SENDS: frozenset[type[Message]] = frozenset({
 })
 
 
+#: Longest Error.message the decoder accepts (messages.Error.SCHEMA); longer text is cut.
+_MAX_ERROR_TEXT = 1000
+
+
 class State(Enum):
     """Connection states shared by both sides (IDLE is the client's before start())."""
 
@@ -183,7 +187,7 @@ class ServerProtocol(_Protocol):
 
     def _fail_with_error(self, code: ErrorCode, message: str, close_code: CloseCode) -> None:
         if self.state is not State.CLOSED:
-            self._out.append(encode(Error(code, message)))
+            self._out.append(encode(Error(code, message[:_MAX_ERROR_TEXT])))
         self._fail(code, message, close_code)
 
     def receive_data(self, data: bytes) -> None:
@@ -243,6 +247,10 @@ class ServerProtocol(_Protocol):
         """Authentication succeeded: send Welcome, release held messages as events."""
         if self.state is not State.AUTHENTICATING:
             raise LocalProtocolError(f"accept() in state {self.state.name}")
+        if welcome.version != self.version:
+            raise LocalProtocolError(
+                f"Welcome.version {welcome.version} is not the negotiated {self.version}"
+            )
         self._move(State.OPEN)
         self._out.append(encode(welcome))
         self._events.extend(self._pending)
@@ -253,7 +261,7 @@ class ServerProtocol(_Protocol):
         if self.state is not State.AUTHENTICATING:
             raise LocalProtocolError(f"reject() in state {self.state.name}")
         self._pending.clear()
-        self._out.append(encode(Error(code, message)))
+        self._out.append(encode(Error(code, message[:_MAX_ERROR_TEXT])))
         self._move(State.CLOSED)
         self.close_code, self.close_reason = close_code, message
 
@@ -289,7 +297,13 @@ class ClientProtocol(_Protocol):
         message = self._decode(data)
         if message is None:
             return
-        if self.state is State.AUTHENTICATING:
+        if self.state is State.IDLE:
+            self._fail(
+                ErrorCode.BAD_MESSAGE,
+                f"server sent {type(message).__name__} before Authenticate",
+                CloseCode.PROTOCOL_VIOLATION,
+            )
+        elif self.state is State.AUTHENTICATING:
             if isinstance(message, Welcome):
                 if message.version not in SUPPORTED_VERSIONS:
                     self._fail(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from enum import IntEnum, StrEnum
@@ -97,7 +98,7 @@ def customer_id_of(doc_id: str) -> str:
 def is_doc_id(value: str) -> bool:
     """True for a well-formed customer document id."""
     kind, _, rest = value.partition(":")
-    return kind == "customer" and _UUID_RE.match(rest) is not None
+    return kind == "customer" and _UUID_RE.fullmatch(rest) is not None
 
 
 class MessageKind(IntEnum):
@@ -154,7 +155,7 @@ def _str(max_len: int = _MAX_STR, pattern: re.Pattern[str] | None = None) -> Val
     def check(v: Any) -> str:
         if not isinstance(v, str) or len(v) > max_len:
             raise _Invalid(f"expected a string of at most {max_len} characters")
-        if pattern is not None and not pattern.match(v):
+        if pattern is not None and not pattern.fullmatch(v):
             raise _Invalid("string has the wrong format")
         return v
 
@@ -595,14 +596,15 @@ def decode(data: bytes, max_size: int = MAX_MESSAGE_SIZE) -> Message:
         )
     except (ValueError, msgpack.UnpackException) as exc:  # ExtraData, FormatError, UTF-8…
         raise MalformedMessage(
-            f"not a valid MessagePack message: {exc or type(exc).__name__}"
+            f"not a valid MessagePack message: {str(exc)[:200] or type(exc).__name__}"
         ) from exc
     if not isinstance(raw, list) or not raw:
         raise MalformedMessage("a message is a non-empty array")
     kind, *values = raw
     cls = _BY_KIND.get(kind) if isinstance(kind, int) and not isinstance(kind, bool) else None
     if cls is None:
-        raise MalformedMessage(f"unknown message kind {kind!r}")
+        # Bounded: the text goes back to the peer in an Error (message ≤ 1000 characters).
+        raise MalformedMessage(f"unknown message kind {reprlib.repr(kind)}")
     if len(values) != len(cls.SCHEMA):
         raise MalformedMessage(
             f"{cls.__name__} has {len(cls.SCHEMA)} fields, got {len(values)}"

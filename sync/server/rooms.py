@@ -1,0 +1,230 @@
+"""Rooms: one loaded customer document, its subscribers and their presence.
+
+A :class:`Room` holds the server's pycrdt copy of a document. Every change (a client's
+update or a server-side edit from the HTTP API) goes through :meth:`Room.apply_update` or
+:meth:`Room.edit`, which report what the change did as a :class:`Change`: the integrated
+update bytes (what gets logged and fanned out), which fields changed, and the notification
+kinds. Loading is lazy and happens once even when many clients ask at the same instant
+(:class:`RoomRegistry`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pycrdt import Decoder, Doc, get_update
+
+from sync.protocol import document
+from sync.protocol.messages import NotificationKind, PresenceState
+
+__all__ = [
+    "Change", "InvalidUpdate", "MissingDependencies", "Room", "RoomRegistry", "Subscriber",
+]
+
+log = logging.getLogger(__name__)
+
+
+class InvalidUpdate(Exception):
+    """The update bytes are not a valid pycrdt/Yjs update."""
+
+
+class MissingDependencies(Exception):
+    """The update builds on changes the server does not have; the client must resync."""
+
+
+class Subscriber(Protocol):
+    """What a room needs of a subscribed connection."""
+
+    session_id: str
+    username: str
+
+    def post(self, frame: bytes) -> None:
+        """Queue one encoded frame to this connection without waiting."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one integrated update did to a document."""
+
+    update: bytes
+    fields: tuple[str, ...]
+    roots: tuple[str, ...]
+    kinds: tuple[NotificationKind, ...]
+    title: str | None
+
+    @property
+    def changes(self) -> tuple[str, ...]:
+        """Field names and other root names touched, for history (``notes``, ``tasks`` …)."""
+        return self.fields + tuple(r for r in self.roots if r != "fields")
+
+
+@dataclass(eq=False)
+class Room:
+    """One customer document in memory, with its subscribers and presence."""
+
+    doc_id: str
+    doc: Doc[Any]
+    seq: int
+    exists: bool
+    subscribers: dict[str, Subscriber] = field(default_factory=dict)
+    presence: dict[str, tuple[str, PresenceState]] = field(default_factory=dict)
+    _updates: list[bytes] = field(default_factory=list)
+    _fields: set[str] = field(default_factory=set)
+    _roots: set[str] = field(default_factory=set)
+    _deleted_before: bool = False
+    _subscriptions: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        r = document.roots(self.doc)
+        # pycrdt drops an observer when its Subscription is garbage-collected: keep them.
+        self._subscriptions = [
+            self.doc.observe(lambda event: self._updates.append(event.update)),
+            r.fields.observe(lambda event: self._on_fields(event.keys)),
+            r.notes.observe(lambda _event: self._roots.add("notes")),
+            r.tasks.observe_deep(lambda _events: self._roots.add("tasks")),
+            r.comments.observe(lambda _event: self._roots.add("comments")),
+            r.meta.observe(lambda _event: self._roots.add("meta")),
+        ]
+
+    def _on_fields(self, keys: dict[str, Any]) -> None:
+        self._roots.add("fields")
+        self._fields.update(keys)
+
+    @contextmanager
+    def _tracking(self) -> Iterator[None]:
+        self._updates.clear()
+        self._fields.clear()
+        self._roots.clear()
+        self._deleted_before = document.is_deleted(self.doc)
+        yield
+
+    def _change(self) -> Change | None:
+        if not self._updates:
+            return None
+        update = self._updates[0] if len(self._updates) == 1 else _merge(self._updates)
+        kinds: list[NotificationKind] = []
+        deleted = document.is_deleted(self.doc)
+        if not self.exists:
+            kinds.append(NotificationKind.CREATED)
+        elif deleted and not self._deleted_before:
+            kinds.append(NotificationKind.DELETED)
+        elif self._deleted_before and not deleted:
+            kinds.append(NotificationKind.RESTORED)
+        if "comments" in self._roots:
+            kinds.append(NotificationKind.COMMENTED)
+        if (self._roots - {"comments", "meta"}) and NotificationKind.CREATED not in kinds:
+            kinds.append(NotificationKind.UPDATED)
+        if not kinds:
+            kinds.append(NotificationKind.UPDATED)
+        self.exists = True
+        field_names = tuple(f for f in document.FIELDS if f in self._fields)
+        title = document.read_fields(self.doc)["name"]
+        return Change(update, field_names, tuple(sorted(self._roots)), tuple(kinds), title)
+
+    def apply_update(self, update: bytes) -> Change | None:
+        """Integrate a peer's update; None when it added nothing new.
+
+        Raises InvalidUpdate for bytes pycrdt cannot decode, MissingDependencies when the
+        update needs changes this server lacks (it is kept pending inside the document and
+        integrated once they arrive).
+        """
+        with self._tracking():
+            try:
+                self.doc.apply_update(update)
+            except ValueError as exc:
+                raise InvalidUpdate(f"not a valid document update: {exc}") from exc
+            change = self._change()
+        if change is None and not self._covers(update):
+            raise MissingDependencies(
+                "this update builds on changes the server does not have; resync the document"
+            )
+        return change
+
+    def _covers(self, update: bytes) -> bool:
+        """True when every struct of ``update`` is already in the document.
+
+        ``get_update(update, state)`` keeps the structs the state vector lacks; an update
+        v1 starts with the number of client groups of structs, so 0 means nothing is left.
+        """
+        missing = get_update(update, self.doc.get_state())
+        return Decoder(missing).read_var_uint() == 0
+
+    def edit(self, fn: Callable[[Doc[Any]], object]) -> Change | None:
+        """Make a server-side change (HTTP API) in one transaction; None if it changed nothing.
+
+        ``fn`` may raise (e.g. InvalidFieldValue) before writing anything: then nothing
+        changes.
+        """
+        with self._tracking(), self.doc.transaction():
+            fn(self.doc)
+        return self._change()
+
+    def broadcast(self, frame: bytes, exclude: str | None = None) -> int:
+        """Queue a frame to every subscriber except session ``exclude``; returns how many."""
+        sent = 0
+        for session_id, subscriber in self.subscribers.items():
+            if session_id != exclude:
+                subscriber.post(frame)
+                sent += 1
+        return sent
+
+
+def _merge(updates: list[bytes]) -> bytes:
+    from pycrdt import merge_updates
+
+    return merge_updates(*updates)
+
+
+class RoomRegistry:
+    """Loaded rooms by document id; loads each at most once at a time."""
+
+    def __init__(self, loader: Callable[[str], Awaitable[tuple[list[bytes], int, bool]]]) -> None:
+        self._loader = loader
+        self._rooms: dict[str, Room] = {}
+        self._loading: dict[str, asyncio.Future[Room]] = {}
+
+    def get_loaded(self, doc_id: str) -> Room | None:
+        """The room if it is in memory."""
+        return self._rooms.get(doc_id)
+
+    def __iter__(self) -> Iterator[Room]:
+        return iter(list(self._rooms.values()))
+
+    def __len__(self) -> int:
+        return len(self._rooms)
+
+    async def get(self, doc_id: str) -> Room:
+        """The room, loading it from storage first if needed (concurrent callers share one
+        load)."""
+        room = self._rooms.get(doc_id)
+        if room is not None:
+            return room
+        pending = self._loading.get(doc_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Room] = asyncio.get_running_loop().create_future()
+        self._loading[doc_id] = future
+        try:
+            parts, seq, exists = await self._loader(doc_id)
+            doc = document.new_document()
+            for part in parts:
+                doc.apply_update(part)
+            room = Room(doc_id, doc, seq, exists)
+            self._rooms[doc_id] = room
+            future.set_result(room)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del self._loading[doc_id]
+        return room
+
+    def evict(self, doc_id: str) -> Room | None:
+        """Drop a room from memory (it reloads from storage on next use)."""
+        return self._rooms.pop(doc_id, None)

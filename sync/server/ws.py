@@ -1,0 +1,488 @@
+"""One WebSocket connection at ``/ws``: the asyncio driver around ``ServerProtocol``.
+
+Receives frames, feeds them to the sans-I/O protocol, acts on its events through the hub,
+and sends what the protocol queues. Outgoing frames go through :meth:`Connection.post`,
+which never waits: a per-connection queue is drained by a short-lived task, so one slow
+subscriber never holds up a fan-out. A subscriber that falls too far behind is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from sync.protocol.connection import ProtocolFailure, ServerProtocol, State
+from sync.protocol.errors import CloseCode, ErrorCode
+from sync.protocol.messages import (
+    DIRECTORY_FEED,
+    Ack,
+    Authenticate,
+    DirectoryChanges,
+    DirectorySubscribe,
+    Error,
+    Heartbeat,
+    HeartbeatAck,
+    Message,
+    Notifications,
+    Presence,
+    PresenceChanged,
+    ReadNotifications,
+    RenewToken,
+    Subscribe,
+    Subscribed,
+    SyncStep1,
+    SyncStep2,
+    TokenRenewed,
+    Unsubscribe,
+    Update,
+    Welcome,
+    encode,
+)
+
+from .auth import Claims, Role
+from .errors import AccountDisabled, AuthError, TokenExpired
+from .hub import Session, SyncHub, can_access
+from .rooms import InvalidUpdate, MissingDependencies
+
+__all__ = ["Connection"]
+
+log = logging.getLogger(__name__)
+
+#: A subscriber with more than this many bytes queued is too slow and gets closed.
+MAX_QUEUED_BYTES = 32 * 1024 * 1024
+
+
+class Connection:
+    """The server side of one client connection."""
+
+    def __init__(self, hub: SyncHub, websocket: WebSocket) -> None:
+        self.hub = hub
+        self.websocket = websocket
+        config = hub.config
+        self.protocol = ServerProtocol(config.max_message_size, config.max_pending_before_auth)
+        self.session: Session | None = None
+        self.claims: Claims | None = None
+        now = time.monotonic()
+        self.connected_at = now
+        self.last_seen = now
+        self.token_expires_at = 0.0
+        self._tokens = float(config.rate_burst)
+        self._tokens_at = now
+        self._queue: deque[bytes] = deque()
+        self._queued_bytes = 0
+        self._drainer: asyncio.Task[None] | None = None
+        self._closing = False
+        self._close_task: asyncio.Task[None] | None = None
+        self._receiver: asyncio.Task[Any] | None = None
+        client = websocket.client
+        self.peer = f"{client.host}:{client.port}" if client else "?"
+        self.log = logging.LoggerAdapter(log, {"peer": self.peer})
+
+    # Subscriber protocol (rooms.py) ----------------------------------------------------
+
+    @property
+    def session_id(self) -> str:
+        """The bound session's id ('' before authentication)."""
+        return self.session.session_id if self.session else ""
+
+    @property
+    def username(self) -> str:
+        """The authenticated user ('' before authentication)."""
+        return self.claims.username if self.claims else ""
+
+    def post(self, frame: bytes) -> None:
+        """Queue a frame to send; never waits (see the module docstring)."""
+        if self._closing:
+            return
+        self._queue.append(frame)
+        self._queued_bytes += len(frame)
+        if self._queued_bytes > MAX_QUEUED_BYTES:
+            self.log.warning("closing %s: too far behind (%d bytes queued)", self.peer,
+                             self._queued_bytes)
+            self._queue.clear()
+            self._queued_bytes = 0
+            self.close(CloseCode.TRY_AGAIN_LATER, "too slow to keep up; reconnect and resync")
+            return
+        if self._drainer is None:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                frame = self._queue.popleft()
+                self._queued_bytes -= len(frame)
+                await self.websocket.send_bytes(frame)
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            self.log.debug("send to %s failed: %s", self.peer, exc)
+            self._queue.clear()
+            self._queued_bytes = 0
+        finally:
+            self._drainer = None
+
+    def close(self, code: CloseCode, reason: str = "") -> None:
+        """Close after what is queued has been sent (never waits)."""
+        if self._closing:
+            return
+        self._closing = True
+        self.protocol.close(code, reason)
+        self._close_task = asyncio.get_running_loop().create_task(self._close(code, reason))
+        self._wake_receiver()
+
+    def close_for_resync(self) -> None:
+        """Used by the hub after a failed write: the client reconnects and resyncs."""
+        self.close(CloseCode.TRY_AGAIN_LATER, "the server could not store a change; resync")
+
+    async def _close(self, code: int, reason: str) -> None:
+        drainer = self._drainer
+        if drainer is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(drainer), 5.0)
+            except TimeoutError:
+                drainer.cancel()
+        try:
+            await self.websocket.close(code, reason[:120])
+        except (RuntimeError, OSError) as exc:
+            self.log.debug("close of %s: %s", self.peer, exc)
+
+    # The receive loop ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the connection until it closes."""
+        await self.websocket.accept()
+        try:
+            while not self._closing:
+                self._receiver = asyncio.ensure_future(self.websocket.receive())
+                try:
+                    message = await self._receiver
+                except asyncio.CancelledError:
+                    if self._closing and not _current_task_cancelling():
+                        break  # woken by close(): stop reading
+                    raise
+                finally:
+                    self._receiver = None
+                if message["type"] == "websocket.disconnect":
+                    break
+                data = message.get("bytes")
+                if data is None:
+                    self._fail(ErrorCode.BAD_MESSAGE, "frames must be binary",
+                               CloseCode.BAD_MESSAGE)
+                    break
+                self.last_seen = time.monotonic()
+                if not self._take_token():
+                    self._fail(ErrorCode.RATE_LIMITED, "too many messages; slow down",
+                               CloseCode.RATE_LIMITED)
+                    break
+                self.protocol.receive_data(data)
+                await self._handle_events()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self._closing = True
+            if self.session is not None and self.session.connection is self:
+                self.hub.detach(self.session)
+            if self._close_task is not None:
+                await self._close_task
+
+    def _wake_receiver(self) -> None:
+        """Interrupt a pending receive so run() sees that the connection is closing."""
+        receiver = self._receiver
+        if receiver is not None and not receiver.done():
+            receiver.cancel()
+
+    def _take_token(self) -> bool:
+        """Token-bucket rate limit (docs/protocol.md §8)."""
+        now = time.monotonic()
+        config = self.hub.config
+        self._tokens = min(
+            float(config.rate_burst), self._tokens + (now - self._tokens_at) * config.rate_limit
+        )
+        self._tokens_at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+    def _fail(self, code: ErrorCode, message: str, close_code: CloseCode) -> None:
+        if self.protocol.state is not State.CLOSED:
+            self.protocol.fail(code, message, close_code)
+        self._flush()
+        self.close(close_code, message)
+
+    def _flush(self) -> None:
+        for frame in self.protocol.data_to_send():
+            self.post(frame)
+
+    def _send(self, message: Message) -> None:
+        self.post(encode(message))
+
+    def _error(self, code: ErrorCode, message: str, *, ref: int | None = None,
+               doc: str | None = None) -> None:
+        self._send(Error(code, message, ref, doc))
+
+    async def _handle_events(self) -> None:
+        for event in self.protocol.events_received():
+            if isinstance(event, ProtocolFailure):
+                self.log.info("closing %s: %s", self.peer, event.message)
+                self._flush()
+                self.close(event.close_code, event.message)
+                return
+            await self._dispatch(event)
+        self._flush()
+
+    async def _dispatch(self, message: Message) -> None:
+        handler = _HANDLERS.get(type(message))
+        if handler is not None:
+            await handler(self, message)
+
+    # Handlers -------------------------------------------------------------------------------
+
+    def _verify(self, token: str) -> Claims | None:
+        try:
+            return self.hub.auth.verify_access(token)
+        except TokenExpired as exc:
+            self._reject(ErrorCode.TOKEN_EXPIRED, str(exc), CloseCode.TOKEN_EXPIRED)
+        except AccountDisabled as exc:
+            self._reject(ErrorCode.ACCESS_REVOKED, str(exc), CloseCode.ACCESS_REVOKED)
+        except AuthError as exc:
+            self._reject(ErrorCode.AUTH_FAILED, str(exc), CloseCode.AUTH_FAILED)
+        return None
+
+    def _reject(self, code: ErrorCode, message: str, close_code: CloseCode) -> None:
+        if self.protocol.state is State.AUTHENTICATING:
+            self.protocol.reject(code, message, close_code)
+            self._flush()
+            self.close(close_code, message)
+        else:
+            self._fail(code, message, close_code)
+
+    async def _on_authenticate(self, message: Authenticate) -> None:
+        claims = self._verify(message.token)
+        if claims is None:
+            return
+        self.claims = claims
+        self.token_expires_at = claims.expires_at
+        session, resumed, replaced = self.hub.attach(message.session_id, claims, self)
+        if isinstance(replaced, Connection) and replaced is not self:
+            replaced.close(CloseCode.SESSION_REPLACED, "this session reconnected elsewhere")
+        self.session = session
+        self.log = logging.LoggerAdapter(log, {"peer": self.peer, "session": session.session_id})
+        config = self.hub.config
+        subscriptions = tuple(sorted(session.subscriptions))
+        if session.directory:
+            subscriptions += (DIRECTORY_FEED,)
+        self.protocol.accept(Welcome(
+            version=self.protocol.version or 1, session_id=session.session_id,
+            user=claims.username, role=str(claims.role), customer_id=claims.customer_id,
+            resumed=resumed, subscriptions=subscriptions, token_expires_at=claims.expires_at,
+            heartbeat_interval=config.heartbeat_interval,
+            max_message_size=config.max_message_size,
+            max_subscriptions=config.max_subscriptions, server_time=time.time(),
+        ))
+        self._flush()
+        if resumed:
+            for doc_id in session.subscriptions:
+                room = await self.hub.subscribe(session, doc_id)
+                self._send_presence_snapshot(room)
+        self.log.info("%s authenticated as %s (%s)", self.peer, claims.username,
+                      "resumed" if resumed else "new session")
+
+    async def _on_renew(self, message: RenewToken) -> None:
+        claims = self._verify(message.token)
+        if claims is None:
+            return
+        if self.claims is None or claims.username != self.claims.username:
+            self._fail(ErrorCode.AUTH_FAILED, "a renewed token must be for the same user",
+                       CloseCode.AUTH_FAILED)
+            return
+        self.claims = claims
+        if self.session is not None:
+            self.session.claims = claims
+        self.token_expires_at = claims.expires_at
+        self._send(TokenRenewed(claims.expires_at))
+
+    async def _on_subscribe(self, message: Subscribe) -> None:
+        session, claims = self._require()
+        accepted: list[str] = []
+        for doc_id in message.docs:
+            if doc_id == DIRECTORY_FEED:
+                session.directory = True
+                accepted.append(doc_id)
+                continue
+            if not can_access(claims, doc_id):
+                self._error(ErrorCode.FORBIDDEN, "you may not open this customer", doc=doc_id)
+                continue
+            if (doc_id not in session.subscriptions
+                    and len(session.subscriptions) >= self.hub.config.max_subscriptions):
+                self._error(
+                    ErrorCode.TOO_MANY_SUBSCRIPTIONS,
+                    f"at most {self.hub.config.max_subscriptions} documents per connection",
+                    doc=doc_id,
+                )
+                continue
+            accepted.append(doc_id)
+        rooms = [await self.hub.subscribe(session, d) for d in accepted if d != DIRECTORY_FEED]
+        if accepted:
+            self._send(Subscribed(tuple(accepted)))
+        for room in rooms:
+            self._send(SyncStep1(room.doc_id, room.doc.get_state()))
+            self._send_presence_snapshot(room)
+
+    def _send_presence_snapshot(self, room: Any) -> None:
+        for session_id, (user, state) in room.presence.items():
+            if session_id != self.session_id:
+                self._send(PresenceChanged(room.doc_id, session_id, user, state))
+
+    async def _on_unsubscribe(self, message: Unsubscribe) -> None:
+        session, _ = self._require()
+        for doc_id in message.docs:
+            if doc_id == DIRECTORY_FEED:
+                session.directory = False
+            else:
+                self.hub.unsubscribe(session, doc_id)
+
+    def _subscribed_room(self, doc_id: str, ref: int | None = None) -> Any:
+        session, _ = self._require()
+        room = self.hub.rooms.get_loaded(doc_id)
+        if doc_id not in session.subscriptions or room is None:
+            self._error(ErrorCode.NOT_SUBSCRIBED, "subscribe to this document first",
+                        ref=ref, doc=doc_id)
+            return None
+        return room
+
+    async def _on_sync_step1(self, message: SyncStep1) -> None:
+        room = self._subscribed_room(message.doc)
+        if room is None:
+            return
+        try:
+            update = room.doc.get_update(message.state_vector)
+        except ValueError:
+            self._error(ErrorCode.INVALID_UPDATE, "that is not a valid state vector",
+                        doc=message.doc)
+            return
+        self._send(SyncStep2(message.doc, update, room.seq))
+
+    async def _on_update(self, message: Update) -> None:
+        room = self._subscribed_room(message.doc, message.ref)
+        if room is None:
+            return
+        session, claims = self._require()
+        try:
+            change = room.apply_update(message.update)
+        except InvalidUpdate as exc:
+            self._error(ErrorCode.INVALID_UPDATE, str(exc), ref=message.ref, doc=message.doc)
+            return
+        except MissingDependencies as exc:
+            self._error(ErrorCode.MISSING_DEPENDENCIES, str(exc), ref=message.ref,
+                        doc=message.doc)
+            return
+        if change is None:
+            self.hub.stats["noop_updates"] += 1
+            seq, future = room.seq, self.hub.store.barrier()
+        else:
+            seq, future = self.hub.accept_change(room, change, claims.username,
+                                                 session.session_id)
+        ack = encode(Ack(message.doc, message.ref, seq))
+        future.add_done_callback(lambda f: self._after_store(f, ack, message))
+
+    def _after_store(self, future: asyncio.Future[None], ack: bytes, message: Update) -> None:
+        if future.cancelled() or future.exception() is not None:
+            self._error(ErrorCode.INTERNAL_ERROR, "the server could not store this change; "
+                        "it stays in your outbox", ref=message.ref, doc=message.doc)
+        else:
+            self.post(ack)
+
+    async def _on_presence(self, message: Presence) -> None:
+        room = self._subscribed_room(message.doc)
+        if room is None:
+            return
+        session, _ = self._require()
+        self.hub.set_presence(room, session, message.state)
+
+    async def _on_read_notifications(self, message: ReadNotifications) -> None:
+        session, claims = self._require()
+        if claims.role == Role.REP:
+            docs: list[str] | None = sorted(session.subscriptions)
+        else:
+            docs = [d for d in session.subscriptions if can_access(claims, d)]
+        items = await asyncio.to_thread(
+            self.hub.store.notifications_since, message.since, docs, message.limit + 1
+        )
+        more = len(items) > message.limit
+        items = items[: message.limit]
+        latest = items[-1].seq if items else message.since
+        self._send(Notifications(tuple(items), latest, more))
+
+    async def _on_directory_subscribe(self, message: DirectorySubscribe) -> None:
+        session, claims = self._require()
+        session.directory = True
+        only = None if claims.role == Role.REP else claims.customer_id
+        page = self.hub.config.page_size
+        cursor = message.cursor
+        while True:
+            rows = await asyncio.to_thread(self.hub.store.directory_since, cursor, page + 1, only)
+            more = len(rows) > page
+            rows = rows[:page]
+            if rows:
+                cursor = rows[-1].cursor
+            self._send(DirectoryChanges(tuple(r.entry() for r in rows), cursor, more))
+            if not more or self._closing:
+                break
+
+    async def _on_heartbeat(self, message: Heartbeat) -> None:
+        self._send(HeartbeatAck(message.nonce))
+
+    async def _on_heartbeat_ack(self, message: HeartbeatAck) -> None:
+        return
+
+    def _require(self) -> tuple[Session, Claims]:
+        assert self.session is not None and self.claims is not None  # state OPEN guarantees
+        return self.session, self.claims
+
+    # Called by the server's sweeper ---------------------------------------------------------
+
+    def sweep(self, now: float) -> None:
+        """Enforce the auth deadline, idle timeout and token expiry (docs/protocol.md §8)."""
+        config = self.hub.config
+        if self._closing:
+            return
+        if self.protocol.state in (State.AWAITING_AUTH, State.AUTHENTICATING):
+            if now - self.connected_at > config.auth_timeout:
+                self._fail(ErrorCode.AUTH_TIMEOUT,
+                           f"authenticate within {config.auth_timeout:g} seconds",
+                           CloseCode.AUTH_TIMEOUT)
+            return
+        if now - self.last_seen > config.idle_timeout:
+            self._fail(ErrorCode.BAD_MESSAGE, "no heartbeat; connection considered dead",
+                       CloseCode.HEARTBEAT_TIMEOUT)
+        elif time.time() > self.token_expires_at:
+            self._fail(ErrorCode.TOKEN_EXPIRED, "access token expired; renew it in time",
+                       CloseCode.TOKEN_EXPIRED)
+
+    def revoke(self, reason: str) -> None:
+        """The account was disabled or changed: close at once."""
+        self._fail(ErrorCode.ACCESS_REVOKED, reason, CloseCode.ACCESS_REVOKED)
+
+
+def _current_task_cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+_HANDLERS: dict[type[Message], Any] = {
+    Authenticate: Connection._on_authenticate,
+    RenewToken: Connection._on_renew,
+    Subscribe: Connection._on_subscribe,
+    Unsubscribe: Connection._on_unsubscribe,
+    SyncStep1: Connection._on_sync_step1,
+    Update: Connection._on_update,
+    Presence: Connection._on_presence,
+    ReadNotifications: Connection._on_read_notifications,
+    DirectorySubscribe: Connection._on_directory_subscribe,
+    Heartbeat: Connection._on_heartbeat,
+    HeartbeatAck: Connection._on_heartbeat_ack,
+}

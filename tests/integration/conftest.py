@@ -1,0 +1,137 @@
+"""Fixtures that run the real reference server on 127.0.0.1 with a temp SQLite file.
+
+The server runs as a real subprocess (``python -m liveedit server serve --port 0``); the
+bound port is read from its ``listening on`` line, never guessed. ``LIVEEDIT_TIMEOUT_SCALE``
+multiplies every wait on a slow machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+TIMEOUT_SCALE = float(os.environ.get("LIVEEDIT_TIMEOUT_SCALE", "1"))
+DEFAULT_PASSWORD = "correct horse battery"
+_LISTENING = re.compile(r"listening on (https?)://([\d.]+):(\d+)")
+
+
+def scaled(seconds: float) -> float:
+    """A timeout scaled for this machine."""
+    return seconds * TIMEOUT_SCALE
+
+
+@dataclass
+class ServerHandle:
+    """A running reference server process and what tests need to talk to it."""
+
+    db_path: Path
+    extra_args: list[str] = field(default_factory=list)
+    port: int = 0
+    process: subprocess.Popen[str] | None = None
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def http_url(self) -> str:
+        """Base URL of the HTTP API."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """URL of the WebSocket endpoint."""
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self) -> None:
+        """Start the server (on the previous port after a stop) and wait until it listens."""
+        cmd = [
+            sys.executable, "-m", "liveedit", "server", "serve", "--db", str(self.db_path),
+            "--host", "127.0.0.1", "--port", str(self.port), *self.extra_args,
+        ]
+        self.process = subprocess.Popen(  # noqa: S603
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+        )
+        ready = threading.Event()
+
+        def pump(proc: subprocess.Popen[str]) -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                self.output.append(line.rstrip())
+                match = _LISTENING.search(line)
+                if match and not ready.is_set():
+                    self.port = int(match.group(3))
+                    ready.set()
+
+        threading.Thread(target=pump, args=(self.process,), daemon=True).start()
+        if not ready.wait(scaled(20)):
+            self.kill()
+            raise RuntimeError("server did not start:\n" + "\n".join(self.output[-40:]))
+
+    def stop(self) -> int:
+        """SIGTERM the server and wait for a clean exit; returns its exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(scaled(15))
+
+    def kill(self) -> None:
+        """SIGKILL the server (a crash), and reap it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(scaled(15))
+
+    def restart(self) -> None:
+        """Start again on the same port and database."""
+        self.start()
+
+    def add_user(
+        self, username: str, password: str = DEFAULT_PASSWORD, role: str = "rep",
+        customer_id: str | None = None,
+    ) -> None:
+        """Create an account directly in the server's real database."""
+        from sync.server.auth import AuthService, Role
+
+        AuthService(self.db_path).add_user(username, password, Role(role), customer_id)
+
+    def login(self, username: str, password: str = DEFAULT_PASSWORD) -> dict[str, Any]:
+        """POST /auth/login and return the token JSON."""
+        response = httpx.post(
+            f"{self.http_url}/auth/login", json={"username": username, "password": password},
+            timeout=scaled(10),
+        )
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
+
+    def token(self, username: str, password: str = DEFAULT_PASSWORD) -> str:
+        """A fresh access token for the user."""
+        return str(self.login(username, password)["access_token"])
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Any]:
+    """Start servers with extra CLI arguments; all are killed at the end of the test."""
+    handles: list[ServerHandle] = []
+
+    def make(*extra_args: str, db_name: str = "server.db") -> ServerHandle:
+        handle = ServerHandle(tmp_path / db_name, list(extra_args))
+        handle.start()
+        handles.append(handle)
+        return handle
+
+    yield make
+    for handle in handles:
+        handle.kill()
+
+
+@pytest.fixture
+def server(server_factory: Any) -> ServerHandle:
+    """A running reference server with a fresh database."""
+    return server_factory()  # type: ignore[no-any-return]
