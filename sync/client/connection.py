@@ -302,6 +302,7 @@ class ClientConnection:
         self._welcome: Welcome | None = None
         self._token_expires_at: float | None = None
         self._force_new = False
+        self._provider_failures = 0
         self._closed = False
         #: Why the connection stopped by itself (fatal refusal or internal error).
         self._stop_error: ClientError | None = None
@@ -486,9 +487,14 @@ class ClientConnection:
         except ConnectionClosedFatal as exc:
             return _Drop(f"no access token: {exc}", fatal=exc)
         except Exception as exc:  # transient by contract (see the class docstring)
-            self._log.warning("token provider failed: %r", exc, exc_info=True)
+            # The traceback once per outage: enough to spot a bug, not a flood while down.
+            self._provider_failures += 1
+            self._log.warning(
+                "token provider failed: %r", exc, exc_info=self._provider_failures == 1,
+            )
             return _Drop(f"could not get an access token: {exc}")
         self._force_new = False
+        self._provider_failures = 0
         self._log.info("connecting to %s", self.url)
         extra: dict[str, Any] = {} if self._ssl is None else {"ssl": self._ssl}
         try:

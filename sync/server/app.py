@@ -25,8 +25,8 @@ from sync.protocol.errors import CloseCode
 
 from .auth import AuthService
 from .config import ServerConfig
-from .hub import SyncHub
 from .http_api import install_http_api
+from .hub import SyncHub
 from .lock import server_lock
 from .store import UpdateStore
 from .ws import Connection
@@ -83,7 +83,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         finally:
             connections.discard(connection)
 
-    install_http_api(app, hub)
+    install_http_api(app)
     return app
 
 

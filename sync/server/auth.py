@@ -281,6 +281,10 @@ class AuthService:
             raise ValueError("token lifetimes must be positive")
         self._conn = db.connect(db_path)
         self._lock = threading.RLock()
+        # Reads use their own connection: in WAL mode they never wait for a writer, so
+        # verify_access (called on the event loop) is not held up by a login's write.
+        self._read_conn = db.connect(db_path, readonly=True)
+        self._read_lock = threading.Lock()
         self._access_ttl = float(access_ttl)
         self._refresh_ttl = float(refresh_ttl)
         self._clock = clock
@@ -292,9 +296,10 @@ class AuthService:
     # -- lifecycle ---------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the database connection."""
-        with self._lock:
+        """Close the database connections."""
+        with self._lock, self._read_lock:
             self._conn.close()
+            self._read_conn.close()
 
     def __enter__(self) -> AuthService:
         return self
@@ -330,10 +335,10 @@ class AuthService:
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
-        """Hold the lock for reads outside a transaction."""
-        with self._lock:
+        """The read-only connection, for reads outside a transaction."""
+        with self._read_lock:
             try:
-                yield self._conn
+                yield self._read_conn
             except sqlite3.Error as exc:
                 raise DatabaseError(f"could not read the database: {exc}") from exc
 

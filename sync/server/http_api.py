@@ -67,7 +67,7 @@ class TokenResponse(BaseModel):
 
     access_token: str
     refresh_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_in: int
 
 
@@ -203,235 +203,252 @@ UserClaims = Annotated[Claims, Depends(claims_of)]
 SessionHeader = Annotated[str | None, Depends(session_of)]
 
 
-def install_http_api(app: FastAPI, hub: SyncHub) -> None:
-    """Add the routes and error handlers to the ASGI app."""
-    router = APIRouter()
+def hub_of(request: Request) -> SyncHub:
+    """The server's hub (set on the app by create_app)."""
+    hub: SyncHub = request.app.state.hub
+    return hub
 
-    async def room_for(claims: Claims, customer_id: str, *, must_exist: bool = True) -> Room:
-        cid = _customer_uuid(customer_id)
-        doc_id = customer_doc_id(cid)
-        if not can_access(claims, doc_id):
-            raise Forbidden("you may only see your own account")
-        room = await hub.rooms.get(doc_id)
-        if must_exist and not room.exists:
-            raise NotFound(f"no customer {cid}")
-        return room
 
-    def represent(room: Room) -> dict[str, Any]:
-        data = document.to_json(room.doc_id.partition(":")[2], room.doc)
-        data["version"] = room.seq
-        return data
+HubDep = Annotated[SyncHub, Depends(hub_of)]
+router = APIRouter()
 
-    async def commit(room: Room, fn: Any, claims: Claims, session_id: str | None) -> None:
-        change = room.edit(fn)
-        if change is not None:
-            _, future = hub.accept_change(room, change, claims.username, session_id)
-            await future
 
-    async def json_body(request: Request) -> Any:
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            raise InvalidInput(f"request body is larger than {MAX_BODY} bytes")
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"request body is not valid JSON: {exc}") from exc
-        if not isinstance(body, dict):
-            raise InvalidInput("request body must be a JSON object")
-        return body
 
-    @router.post("/auth/login", response_model=TokenResponse, responses=_ERRORS,
-                 tags=["auth"])
-    async def login(body: LoginRequest) -> dict[str, Any]:
-        """Exchange a username and password for an access and a refresh token."""
-        pair = await asyncio.to_thread(hub.auth.login, body.username, body.password)
-        return pair.as_json()
+async def room_for(
+    hub: SyncHub, claims: Claims, customer_id: str, *, must_exist: bool = True
+) -> Room:
+    """The customer's room, after the permission check; NotFound if it does not exist."""
+    cid = _customer_uuid(customer_id)
+    doc_id = customer_doc_id(cid)
+    if not can_access(claims, doc_id):
+        raise Forbidden("you may only see your own account")
+    room = await hub.rooms.get(doc_id)
+    if must_exist and not room.exists:
+        raise NotFound(f"no customer {cid}")
+    return room
 
-    @router.post("/auth/refresh", response_model=TokenResponse, responses=_ERRORS,
-                 tags=["auth"])
-    async def refresh(body: RefreshRequest) -> dict[str, Any]:
-        """Exchange a refresh token for new tokens (the old refresh token stops working)."""
-        pair = await asyncio.to_thread(hub.auth.refresh, body.refresh_token)
-        return pair.as_json()
+def represent(room: Room) -> dict[str, Any]:
+    data = document.to_json(room.doc_id.partition(":")[2], room.doc)
+    data["version"] = room.seq
+    return data
 
-    @router.post("/auth/logout", status_code=204, responses=_ERRORS, tags=["auth"])
-    async def logout(body: RefreshRequest) -> Response:
-        """Revoke a refresh token and every token rotated from it."""
-        await asyncio.to_thread(hub.auth.logout, body.refresh_token)
-        return Response(status_code=204)
+async def commit(hub: SyncHub, room: Room, fn: Any, claims: Claims, session_id: str | None) -> None:
+    change = room.edit(fn)
+    if change is not None:
+        _, future = hub.accept_change(room, change, claims.username, session_id)
+        await future
 
-    @router.get("/customers", response_model=CustomerList, responses=_ERRORS,
-                tags=["customers"])
-    async def list_customers(
-        claims: UserClaims, q: Annotated[str, Query(max_length=200)] = "",
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    ) -> dict[str, Any]:
-        """Search customers by name, e-mail, phone, city or zip (word prefixes)."""
-        if claims.role != Role.REP:
-            assert claims.customer_id is not None
-            row = await asyncio.to_thread(hub.store.directory_row, claims.customer_id)
-            rows = [row] if row is not None and not row.deleted else []
-        else:
-            rows = await asyncio.to_thread(hub.store.search, q, limit)
-        items = []
-        for row in rows:
-            room = await hub.rooms.get(customer_doc_id(row.customer_id))
-            items.append(represent(room))
-        return {"items": items}
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise InvalidInput(f"request body is larger than {MAX_BODY} bytes")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidInput("request body must be a JSON object")
+    return body
 
-    @router.get("/customers/{customer_id}", response_model=Customer, responses=_ERRORS,
-                tags=["customers"])
-    async def get_customer(customer_id: str, claims: UserClaims) -> dict[str, Any]:
-        """One customer."""
-        return represent(await room_for(claims, customer_id))
+@router.post("/auth/login", response_model=TokenResponse, responses=_ERRORS,
+             tags=["auth"])
+async def login(hub: HubDep, body: LoginRequest) -> dict[str, Any]:
+    """Exchange a username and password for an access and a refresh token."""
+    pair = await asyncio.to_thread(hub.auth.login, body.username, body.password)
+    return pair.as_json()
 
-    @router.post("/customers", response_model=Customer, status_code=201, responses=_ERRORS,
-                 tags=["customers"])
-    async def create_customer(request: Request, claims: UserClaims, session_id: SessionHeader,
-                              response: Response) -> dict[str, Any]:
-        """Create a customer from the seed-000 JSON shape (``id`` optional)."""
-        if claims.role != Role.REP:
-            raise Forbidden("only representatives create customers")
-        body = await json_body(request)
-        cid = str(body.get("id") or uuid.uuid4())
-        try:
-            cid = str(uuid.UUID(cid))
-        except ValueError as exc:
-            raise InvalidInput("id must be a UUID") from exc
-        values = _fields(body, partial=False)
-        room = await hub.rooms.get(customer_doc_id(cid))
-        if room.exists:
-            return _conflict(f"customer {cid} already exists")  # type: ignore[return-value]
-        await commit(room, lambda doc: document.set_fields(doc, values), claims, session_id)
-        response.headers["Location"] = f"/customers/{cid}"
-        return represent(room)
+@router.post("/auth/refresh", response_model=TokenResponse, responses=_ERRORS,
+             tags=["auth"])
+async def refresh(hub: HubDep, body: RefreshRequest) -> dict[str, Any]:
+    """Exchange a refresh token for new tokens (the old refresh token stops working)."""
+    pair = await asyncio.to_thread(hub.auth.refresh, body.refresh_token)
+    return pair.as_json()
 
-    @router.patch("/customers/{customer_id}", response_model=Customer, responses=_ERRORS,
-                  tags=["customers"])
-    async def patch_customer(customer_id: str, request: Request, claims: UserClaims,
-                             session_id: SessionHeader) -> dict[str, Any]:
-        """Apply a JSON Merge Patch (RFC 7396); null sets a field to null."""
-        room = await room_for(claims, customer_id)
-        values = _fields(await json_body(request), partial=True)
-        await commit(room, lambda doc: document.set_fields(doc, values), claims, session_id)
-        return represent(room)
+@router.post("/auth/logout", status_code=204, responses=_ERRORS, tags=["auth"])
+async def logout(hub: HubDep, body: RefreshRequest) -> Response:
+    """Revoke a refresh token and every token rotated from it."""
+    await asyncio.to_thread(hub.auth.logout, body.refresh_token)
+    return Response(status_code=204)
 
-    @router.delete("/customers/{customer_id}", response_model=Customer, responses=_ERRORS,
-                   tags=["customers"])
-    async def delete_customer(customer_id: str, claims: UserClaims,
-                              session_id: SessionHeader) -> dict[str, Any]:
-        """Delete a customer (a tombstone: restorable)."""
-        if claims.role != Role.REP:
-            raise Forbidden("only representatives delete customers")
-        room = await room_for(claims, customer_id)
-        await commit(room, lambda doc: document.set_deleted(doc, True), claims, session_id)
-        return represent(room)
+@router.get("/customers", response_model=CustomerList, responses=_ERRORS,
+            tags=["customers"])
+async def list_customers(hub: HubDep,
+    claims: UserClaims, q: Annotated[str, Query(max_length=200)] = "",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """Search customers by name, e-mail, phone, city or zip (word prefixes)."""
+    if claims.role != Role.REP:
+        assert claims.customer_id is not None
+        row = await asyncio.to_thread(hub.store.directory_row, claims.customer_id)
+        rows = [row] if row is not None and not row.deleted else []
+    else:
+        rows = await asyncio.to_thread(hub.store.search, q, limit)
+    items = []
+    for row in rows:
+        room = await hub.rooms.get(customer_doc_id(row.customer_id))
+        items.append(represent(room))
+    return {"items": items}
 
-    @router.post("/customers/{customer_id}/restore", response_model=Customer,
-                 responses=_ERRORS, tags=["customers"])
-    async def restore_customer(customer_id: str, claims: UserClaims,
-                               session_id: SessionHeader) -> dict[str, Any]:
-        """Undo a delete."""
-        if claims.role != Role.REP:
-            raise Forbidden("only representatives restore customers")
-        room = await room_for(claims, customer_id)
-        await commit(room, lambda doc: document.set_deleted(doc, False), claims, session_id)
-        return represent(room)
+@router.get("/customers/{customer_id}", response_model=Customer, responses=_ERRORS,
+            tags=["customers"])
+async def get_customer(hub: HubDep, customer_id: str, claims: UserClaims) -> dict[str, Any]:
+    """One customer."""
+    return represent(await room_for(hub, claims, customer_id))
 
-    @router.get("/customers/{customer_id}/history", response_model=History,
-                responses=_ERRORS, tags=["history"])
-    async def history(
-        customer_id: str, claims: UserClaims,
-        before: Annotated[int | None, Query(ge=1)] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> dict[str, Any]:
-        """A customer's versions, newest first: sequence number, time, author, changes."""
-        room = await room_for(claims, customer_id)
-        entries = await asyncio.to_thread(hub.store.history, room.doc_id, before=before,
-                                          limit=limit)
-        return {"items": [
-            {"seq": e.seq, "time": e.time, "author": e.author, "changes": list(e.changes)}
-            for e in entries
-        ]}
+@router.post("/customers", response_model=Customer, status_code=201, responses=_ERRORS,
+             tags=["customers"])
+async def create_customer(
+    hub: HubDep, request: Request, claims: UserClaims, session_id: SessionHeader,
+    response: Response,
+) -> dict[str, Any]:
+    """Create a customer from the seed-000 JSON shape (``id`` optional)."""
+    if claims.role != Role.REP:
+        raise Forbidden("only representatives create customers")
+    body = await json_body(request)
+    cid = str(body.get("id") or uuid.uuid4())
+    try:
+        cid = str(uuid.UUID(cid))
+    except ValueError as exc:
+        raise InvalidInput("id must be a UUID") from exc
+    values = _fields(body, partial=False)
+    room = await hub.rooms.get(customer_doc_id(cid))
+    if room.exists:
+        return _conflict(f"customer {cid} already exists")  # type: ignore[return-value]
+    await commit(hub, room, lambda doc: document.set_fields(doc, values), claims, session_id)
+    response.headers["Location"] = f"/customers/{cid}"
+    return represent(room)
 
-    @router.get("/customers/{customer_id}/versions/{seq}", responses=_ERRORS,
-                tags=["history"])
-    async def version(customer_id: str, seq: int, claims: UserClaims) -> dict[str, Any]:
-        """The customer as it was right after change ``seq``, with notes, tasks, comments."""
-        room = await room_for(claims, customer_id)
-        if seq < 1:
-            raise NotFound("versions start at 1")
-        parts = await asyncio.to_thread(hub.store.updates_until, room.doc_id, seq)
-        if not parts:
-            raise NotFound(f"customer {customer_id} has no version at or before {seq}")
-        doc: Doc[Any] = document.new_document()
-        for part in parts:
-            doc.apply_update(part)
-        data = document.to_json(room.doc_id.partition(":")[2], doc)
-        data["version"] = seq
-        data["notes"] = document.read_notes(doc)
-        data["tasks"] = [
-            {"id": t.id, "title": t.title, "done": t.done, "order": t.order}
-            for t in document.read_tasks(doc)
-        ]
-        data["comments"] = [
-            {"id": c.id, "author": c.author, "time": c.time, "text": c.text}
-            for c in document.read_comments(doc)
-        ]
-        return data
+@router.patch("/customers/{customer_id}", response_model=Customer, responses=_ERRORS,
+              tags=["customers"])
+async def patch_customer(hub: HubDep, customer_id: str, request: Request, claims: UserClaims,
+                         session_id: SessionHeader) -> dict[str, Any]:
+    """Apply a JSON Merge Patch (RFC 7396); null sets a field to null."""
+    room = await room_for(hub, claims, customer_id)
+    values = _fields(await json_body(request), partial=True)
+    await commit(hub, room, lambda doc: document.set_fields(doc, values), claims, session_id)
+    return represent(room)
 
-    @router.get("/directory", response_model=DirectoryPage, responses=_ERRORS,
-                tags=["directory"])
-    async def directory(
-        claims: UserClaims, cursor: Annotated[int, Query(ge=0)] = 0,
-        limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-    ) -> dict[str, Any]:
-        """Directory rows changed after ``cursor`` (replicate incrementally)."""
-        only = None if claims.role == Role.REP else claims.customer_id
-        rows = await asyncio.to_thread(hub.store.directory_since, cursor, limit + 1, only)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return {
-            "entries": [
-                {"id": r.customer_id, "name": r.name, "email": r.email, "phone": r.phone,
-                 "city": r.city, "state": r.state, "zip": r.zip, "updated_at": r.updated_at,
-                 "deleted": r.deleted, "cursor": r.cursor}
-                for r in rows
-            ],
-            "cursor": rows[-1].cursor if rows else cursor,
-            "more": more,
-        }
+@router.delete("/customers/{customer_id}", response_model=Customer, responses=_ERRORS,
+               tags=["customers"])
+async def delete_customer(hub: HubDep, customer_id: str, claims: UserClaims,
+                          session_id: SessionHeader) -> dict[str, Any]:
+    """Delete a customer (a tombstone: restorable)."""
+    if claims.role != Role.REP:
+        raise Forbidden("only representatives delete customers")
+    room = await room_for(hub, claims, customer_id)
+    await commit(hub, room, lambda doc: document.set_deleted(doc, True), claims, session_id)
+    return represent(room)
 
-    @router.get("/notifications", response_model=NotificationPage, responses=_ERRORS,
-                tags=["notifications"])
-    async def notifications(
-        claims: UserClaims, since: Annotated[int, Query(ge=0)] = 0,
-        limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-    ) -> dict[str, Any]:
-        """Unexpired notifications after ``since`` (a customer user: its own account's)."""
-        docs = None
-        if claims.role != Role.REP:
-            assert claims.customer_id is not None
-            docs = [customer_doc_id(claims.customer_id)]
-        items = await asyncio.to_thread(hub.store.notifications_since, since, docs, limit + 1)
-        more = len(items) > limit
-        items = items[:limit]
-        return {
-            "items": [
-                {"seq": n.seq, "customer_id": n.doc.partition(":")[2], "kind": n.kind.value,
-                 "actor": n.actor, "time": n.time, "fields": list(n.fields), "title": n.title}
-                for n in items
-            ],
-            "latest": items[-1].seq if items else since,
-            "more": more,
-        }
+@router.post("/customers/{customer_id}/restore", response_model=Customer,
+             responses=_ERRORS, tags=["customers"])
+async def restore_customer(hub: HubDep, customer_id: str, claims: UserClaims,
+                           session_id: SessionHeader) -> dict[str, Any]:
+    """Undo a delete."""
+    if claims.role != Role.REP:
+        raise Forbidden("only representatives restore customers")
+    room = await room_for(hub, claims, customer_id)
+    await commit(hub, room, lambda doc: document.set_deleted(doc, False), claims, session_id)
+    return represent(room)
 
-    @router.get("/healthz", tags=["server"])
-    async def healthz() -> dict[str, Any]:
-        """Liveness: the server answers and its writer is healthy."""
-        return {"status": "ok" if hub.store.failed is None else "degraded",
-                "seq": hub.store.last_seq}
+@router.get("/customers/{customer_id}/history", response_model=History,
+            responses=_ERRORS, tags=["history"])
+async def history(hub: HubDep,
+    customer_id: str, claims: UserClaims,
+    before: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """A customer's versions, newest first: sequence number, time, author, changes."""
+    room = await room_for(hub, claims, customer_id)
+    entries = await asyncio.to_thread(hub.store.history, room.doc_id, before=before,
+                                      limit=limit)
+    return {"items": [
+        {"seq": e.seq, "time": e.time, "author": e.author, "changes": list(e.changes)}
+        for e in entries
+    ]}
 
+@router.get("/customers/{customer_id}/versions/{seq}", responses=_ERRORS,
+            tags=["history"])
+async def version(hub: HubDep, customer_id: str, seq: int, claims: UserClaims) -> dict[str, Any]:
+    """The customer as it was right after change ``seq``, with notes, tasks, comments."""
+    room = await room_for(hub, claims, customer_id)
+    if seq < 1:
+        raise NotFound("versions start at 1")
+    parts = await asyncio.to_thread(hub.store.updates_until, room.doc_id, seq)
+    if not parts:
+        raise NotFound(f"customer {customer_id} has no version at or before {seq}")
+    doc: Doc[Any] = document.new_document()
+    for part in parts:
+        doc.apply_update(part)
+    data = document.to_json(room.doc_id.partition(":")[2], doc)
+    data["version"] = seq
+    data["notes"] = document.read_notes(doc)
+    data["tasks"] = [
+        {"id": t.id, "title": t.title, "done": t.done, "order": t.order}
+        for t in document.read_tasks(doc)
+    ]
+    data["comments"] = [
+        {"id": c.id, "author": c.author, "time": c.time, "text": c.text}
+        for c in document.read_comments(doc)
+    ]
+    return data
+
+@router.get("/directory", response_model=DirectoryPage, responses=_ERRORS,
+            tags=["directory"])
+async def directory(hub: HubDep,
+    claims: UserClaims, cursor: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> dict[str, Any]:
+    """Directory rows changed after ``cursor`` (replicate incrementally)."""
+    only = None if claims.role == Role.REP else claims.customer_id
+    rows = await asyncio.to_thread(hub.store.directory_since, cursor, limit + 1, only)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "entries": [
+            {"id": r.customer_id, "name": r.name, "email": r.email, "phone": r.phone,
+             "city": r.city, "state": r.state, "zip": r.zip, "updated_at": r.updated_at,
+             "deleted": r.deleted, "cursor": r.cursor}
+            for r in rows
+        ],
+        "cursor": rows[-1].cursor if rows else cursor,
+        "more": more,
+    }
+
+@router.get("/notifications", response_model=NotificationPage, responses=_ERRORS,
+            tags=["notifications"])
+async def notifications(hub: HubDep,
+    claims: UserClaims, since: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> dict[str, Any]:
+    """Unexpired notifications after ``since`` (a customer user: its own account's)."""
+    docs = None
+    if claims.role != Role.REP:
+        assert claims.customer_id is not None
+        docs = [customer_doc_id(claims.customer_id)]
+    items = await asyncio.to_thread(hub.store.notifications_since, since, docs, limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
+    return {
+        "items": [
+            {"seq": n.seq, "customer_id": n.doc.partition(":")[2], "kind": n.kind.value,
+             "actor": n.actor, "time": n.time, "fields": list(n.fields), "title": n.title}
+            for n in items
+        ],
+        "latest": items[-1].seq if items else since,
+        "more": more,
+    }
+
+@router.get("/healthz", tags=["server"])
+async def healthz(hub: HubDep) -> dict[str, Any]:
+    """Liveness: the server answers and its writer is healthy."""
+    return {"status": "ok" if hub.store.failed is None else "degraded",
+            "seq": hub.store.last_seq}
+
+
+
+
+def install_http_api(app: FastAPI) -> None:
+    """Add the routes and error handlers to the ASGI app (``app.state.hub`` is the hub)."""
     app.include_router(router)
     _install_error_handlers(app)
 

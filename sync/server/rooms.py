@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from pycrdt import Decoder, Doc, get_update
 
@@ -40,8 +40,13 @@ class MissingDependencies(Exception):
 class Subscriber(Protocol):
     """What a room needs of a subscribed connection."""
 
-    session_id: str
-    username: str
+    @property
+    def session_id(self) -> str:
+        """The session this connection serves."""
+
+    @property
+    def username(self) -> str:
+        """The authenticated user."""
 
     def post(self, frame: bytes) -> None:
         """Queue one encoded frame to this connection without waiting."""
@@ -84,7 +89,7 @@ class Room:
         # pycrdt drops an observer when its Subscription is garbage-collected: keep them.
         self._subscriptions = [
             self.doc.observe(lambda event: self._updates.append(event.update)),
-            r.fields.observe(lambda event: self._on_fields(event.keys)),
+            r.fields.observe(lambda event: self._on_fields(cast(Any, event).keys)),
             r.notes.observe(lambda _event: self._roots.add("notes")),
             r.tasks.observe_deep(lambda _events: self._roots.add("tasks")),
             r.comments.observe(lambda _event: self._roots.add("comments")),

@@ -57,7 +57,7 @@ class ServerHandle:
             sys.executable, "-m", "liveedit", "server", "serve", "--db", str(self.db_path),
             "--host", "127.0.0.1", "--port", str(self.port), *self.extra_args,
         ]
-        self.process = subprocess.Popen(  # noqa: S603
+        self.process = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
         )
         ready = threading.Event()

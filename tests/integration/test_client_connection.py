@@ -155,6 +155,7 @@ async def test_reconnects_after_server_kill_and_restart(
     conn = _conn(probe)
     await conn.start()
     await conn.wait_online(scaled(10))
+    await wait_until(lambda: Subscribed((DIRECTORY_FEED,)) in probe.messages, 10, "Subscribed")
 
     await asyncio.to_thread(server.kill)
     await wait_until(

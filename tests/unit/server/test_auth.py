@@ -395,6 +395,17 @@ def test_password_change_revokes_access_and_refresh(auth: AuthService, alice: Us
     assert auth.login("alice", "brand new password").access_token
 
 
+def test_disable_from_another_process_is_seen(
+    auth: AuthService, alice: User, db_path: Path,
+) -> None:
+    """A disable made through another AuthService (e.g. the CLI) cuts off this one's tokens."""
+    token = auth.login("alice", PASSWORD).access_token
+    with AuthService(db_path, hasher=FAST_HASHER) as admin:
+        admin.set_disabled("alice", True)
+    with pytest.raises(AccountDisabled):
+        auth.verify_access(token)
+
+
 def test_signing_key_persists_across_instances(
     auth: AuthService, alice: User, db_path: Path, clock: FakeClock,
 ) -> None:
