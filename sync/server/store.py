@@ -211,16 +211,20 @@ class UpdateStore:
                 except queue.Empty:
                     break
             error = self._write(conn, batch) if batch else None
+            by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
             for job in batch:
                 if job.future is not None and job.loop is not None:
-                    job.loop.call_soon_threadsafe(_resolve, job.future, error)
+                    by_loop.setdefault(job.loop, []).append(job.future)
+            for loop, futures in by_loop.items():  # one wake-up per batch, not per change
+                loop.call_soon_threadsafe(_resolve_all, futures, error)
             for event in events:
                 event.set()
             if stop:
                 return
 
     def _write(self, conn: sqlite3.Connection, batch: list[_Job]) -> BaseException | None:
-        updates, notes, dirs, snaps = [], [], [], []
+        updates, notes, snaps = [], [], []
+        dirs: dict[str, tuple[object, ...]] = {}  # the last row per customer is enough
         for job in batch:
             c = job.commit
             if c.entry is not None:
@@ -236,7 +240,7 @@ class UpdateStore:
                 ))
             if c.directory is not None:
                 d = c.directory
-                dirs.append(tuple(getattr(d, col) for col in _DIRECTORY_COLUMNS))
+                dirs[d.customer_id] = tuple(getattr(d, col) for col in _DIRECTORY_COLUMNS)
             if c.snapshot is not None:
                 snaps.append(c.snapshot)
         try:
@@ -246,7 +250,7 @@ class UpdateStore:
                 conn.executemany(
                     "INSERT INTO notifications VALUES (?, ?, ?, ?, ?, ?, ?, ?)", notes
                 )
-                conn.executemany(_UPSERT_DIRECTORY, dirs)
+                conn.executemany(_UPSERT_DIRECTORY, dirs.values())
                 conn.executemany(
                     "INSERT INTO snapshots(doc_id, seq, data) VALUES (?, ?, ?) "
                     "ON CONFLICT(doc_id) DO UPDATE SET seq = excluded.seq, data = excluded.data "
@@ -419,10 +423,13 @@ def fts_query(text: str) -> str | None:
     return " ".join('"' + t.replace('"', '""') + '"*' for t in terms[:16])
 
 
-def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(DatabaseError(f"the server could not store the change: {error}"))
+def _resolve_all(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(
+                DatabaseError(f"the server could not store the change: {error}")
+            )

@@ -99,7 +99,8 @@ class ServerHandle:
         """Create an account directly in the server's real database."""
         from sync.server.auth import AuthService, Role
 
-        AuthService(self.db_path).add_user(username, password, Role(role), customer_id)
+        with AuthService(self.db_path) as auth:
+            auth.add_user(username, password, Role(role), customer_id)
 
     def login(self, username: str, password: str = DEFAULT_PASSWORD) -> dict[str, Any]:
         """POST /auth/login and return the token JSON."""

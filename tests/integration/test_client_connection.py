@@ -239,9 +239,11 @@ async def test_session_taken_over_elsewhere_is_fatal(
     await _conn(second).start()
     assert (await _conn(second).wait_online(scaled(10))).resumed is True
 
+    await wait_until(
+        lambda: _conn(first).status.state is ConnectionState.OFFLINE, 10, "first stopped",
+    )
     with pytest.raises(SessionReplaced):
-        await _conn(first).wait_online(scaled(10))
-    assert _conn(first).status.state is ConnectionState.OFFLINE
+        await _conn(first).wait_online(scaled(1))
     assert "another connection" in (_conn(first).status.error or "")
     assert first.token_calls == [False]
     assert _conn(second).status.state is ConnectionState.ONLINE

@@ -83,7 +83,9 @@ async def rep(server: ServerHandle, name: str, session_id: str | None = None) ->
     """A connected, authenticated rep (the account is created if missing)."""
     from sync.server.auth import AuthService
 
-    if AuthService(server.db_path).get_user(name) is None:
+    with AuthService(server.db_path) as auth:
+        known = auth.get_user(name) is not None
+    if not known:
         server.add_user(name)
     return await WireClient.connect(server.ws_url, server.token(name), session_id)
 
