@@ -52,7 +52,7 @@ PASSWORD = "bench password 1"
 
 def start_server(db: Path) -> tuple[subprocess.Popen[str], str]:
     """Start the server and return (process, base URL)."""
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [sys.executable, "-m", "liveedit", "server", "serve", "--db", str(db), "--port", "0",
          "--log-level", "warning", "--rate-limit", "100000", "--rate-burst", "100000"],
         stdout=subprocess.PIPE, text=True,
@@ -119,9 +119,10 @@ async def run(args: argparse.Namespace) -> None:
         AuthService(db).add_user("bench", PASSWORD, Role.REP)
         proc, base = start_server(db)
         try:
-            token = httpx.post(f"{base}/auth/login",
-                               json={"username": "bench", "password": PASSWORD}).json()[
-                "access_token"]
+            async with httpx.AsyncClient() as http:
+                login = await http.post(f"{base}/auth/login",
+                                        json={"username": "bench", "password": PASSWORD})
+            token = login.json()["access_token"]
             ws_url = base.replace("http", "ws") + "/ws"
 
             burst_times = []

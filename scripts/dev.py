@@ -73,7 +73,7 @@ def main(argv: list[str]) -> int:
     if what == "setup":
         return 0
     if what == "demo":
-        os.execv(py, [str(py), "-m", "liveedit", "demo", *rest])  # noqa: S606
+        os.execv(py, [str(py), "-m", "liveedit", "demo", *rest])
     return subprocess.call([str(py), str(ROOT / "scripts" / "check.py"), *rest], cwd=ROOT)
 
 

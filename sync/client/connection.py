@@ -115,11 +115,14 @@ _CLOSE_TIMEOUT = 3.0
 _RENEW_ANSWER_GRACE = 5.0
 #: Longest pause between retries of a failing token provider during in-band renewal.
 _PROVIDER_RETRY = 5.0
-#: Errors the server sends without ``ref``/``doc`` describe the connection, not a request.
+#: Errors that, without ``ref``/``doc``, describe the connection rather than a request: the
+#: server closes right after them (docs/protocol.md §7). They feed the reconnect policy and
+#: the status; they are not dispatched to ``on_message``.
 _CONNECTION_ERRORS = frozenset({
     ErrorCode.AUTH_FAILED, ErrorCode.TOKEN_EXPIRED, ErrorCode.ACCESS_REVOKED,
     ErrorCode.UNSUPPORTED_VERSION, ErrorCode.SERVER_BUSY, ErrorCode.RATE_LIMITED,
-    ErrorCode.AUTH_TIMEOUT, ErrorCode.AUTH_REQUIRED,
+    ErrorCode.AUTH_TIMEOUT, ErrorCode.AUTH_REQUIRED, ErrorCode.BAD_MESSAGE,
+    ErrorCode.MESSAGE_TOO_BIG,
 })
 
 
@@ -633,7 +636,11 @@ class ClientConnection:
             link.reason = f"internal client error: {exc!r}"
 
     async def _heartbeats(self, link: _Link, interval: float) -> None:
-        """Send a Heartbeat every ``interval`` s: keeps the server's idle timer and ours fed."""
+        """Send a Heartbeat every ``interval`` s: keeps the server's idle timer and ours fed.
+
+        docs/protocol.md §8: the server closes a link silent for 45 s (4009) and answers
+        each Heartbeat with a HeartbeatAck, which our ``dead_after`` watchdog counts.
+        """
         nonce = 0
         while True:
             await asyncio.sleep(interval)

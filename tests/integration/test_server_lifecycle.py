@@ -29,10 +29,10 @@ def test_sigterm_stops_cleanly_with_exit_0(server: ServerHandle) -> None:
 
 def test_second_server_on_same_database_is_refused(server: ServerHandle) -> None:
     """A second server on the same database gets one clear error line, exit 2."""
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, "-m", "liveedit", "server", "serve", "--db", str(server.db_path),
          "--port", "0"],
-        capture_output=True, text=True, timeout=scaled(30),
+        check=False, capture_output=True, text=True, timeout=scaled(30),
     )
     assert result.returncode == 2
     assert "another Live Edit server" in result.stderr
@@ -117,3 +117,36 @@ async def test_unauthenticated_flood_does_not_block_authenticated_clients(
     assert (await good.expect(HeartbeatAck)).nonce == 7
     codes = await asyncio.gather(*(c.wait_closed(timeout=15) for c in idle))
     assert {code for code, _ in codes} == {CloseCode.AUTH_TIMEOUT}
+
+
+async def test_disabling_a_user_closes_its_connections(server: ServerHandle) -> None:
+    """`liveedit server user disable` closes the user's open connections with 4006."""
+    alex = await rep(server, "alex")
+    sam = await rep(server, "sam")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "liveedit", "server", "user", "disable", "alex",
+        "--db", str(server.db_path), stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), scaled(30))
+    assert process.returncode == 0, stderr
+    code, _ = await alex.wait_closed(timeout=10)
+    assert code == CloseCode.ACCESS_REVOKED
+    await sam.send(Heartbeat(3))
+    assert (await sam.expect(HeartbeatAck)).nonce == 3
+
+
+def test_repeated_wrong_passwords_are_throttled(server: ServerHandle) -> None:
+    """After repeated failures login answers 429 with Retry-After, even with the right
+    password."""
+    server.add_user("alex")
+    statuses = []
+    with httpx.Client(base_url=server.http_url, timeout=10) as http:
+        for _ in range(6):
+            statuses.append(http.post("/auth/login", json={"username": "alex",
+                                                           "password": "wrong password"}))
+        blocked = http.post("/auth/login", json={"username": "alex",
+                                                 "password": DEFAULT_PASSWORD})
+    assert [r.status_code for r in statuses[:5]] == [401] * 5
+    assert blocked.status_code == 429
+    assert int(blocked.headers["Retry-After"]) >= 1
+    assert "try again" in blocked.json()["message"].lower()
