@@ -183,10 +183,13 @@ def _bool(v: Any) -> bool:
     return v
 
 
-def _bytes(max_len: int = MAX_MESSAGE_SIZE) -> Validator:
+def _bytes(max_len: int | None = None) -> Validator:
+    """Binary field; without ``max_len`` only the message size limit (decode's max_size)
+    bounds it, so a server configured for larger messages can carry larger updates."""
+
     def check(v: Any) -> bytes:
-        if not isinstance(v, bytes) or len(v) > max_len:
-            raise _Invalid(f"expected at most {max_len} bytes")
+        if not isinstance(v, bytes) or (max_len is not None and len(v) > max_len):
+            raise _Invalid(f"expected at most {max_len} bytes" if max_len else "expected bytes")
         return v
 
     return check
