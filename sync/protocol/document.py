@@ -9,6 +9,11 @@ One pycrdt ``Doc`` per customer (DESIGN.md, "The customer document"), with these
   lose a task (ties break by task id).
 - ``comments`` (Array): append-only Maps ``{id, author, time, text}``.
 - ``meta`` (Map): ``deleted`` (tombstone flag), ``created_at``, ``created_by``.
+- ``stamps`` (Map): field name → ``{v, base, by, at}``, written with the field in the same
+  transaction: ``v`` a new version id, ``base`` the version this writer replaced, ``by`` the
+  author, ``at`` the time. Concurrent sets of one field resolve the same way for the value
+  and its stamp, so a replica can tell a concurrent overwrite of its own value (the
+  winner's ``base`` is not its version: a conflict) from a later one (it is).
 
 Server and client share this module: it is the one place that knows the layout and the
 rules for field values. Functions that write take an open document and must be called
@@ -18,6 +23,7 @@ inside the caller's transaction when several writes belong together.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,16 +39,21 @@ __all__ = [
     "MAX_COMMENT_LENGTH",
     "MAX_NOTES_LENGTH",
     "Comment",
+    "Stamp",
     "Task",
     "add_comment",
     "add_task",
     "apply_merge_patch",
+    "delete_task",
+    "edit_task",
     "fields_from_json",
     "is_deleted",
+    "move_task",
     "new_document",
     "read_comments",
     "read_fields",
     "read_notes",
+    "read_stamp",
     "read_tasks",
     "roots",
     "set_deleted",
@@ -117,6 +128,7 @@ class Roots:
     tasks: Map[Any]
     comments: Array[Any]
     meta: Map[Any]
+    stamps: Map[Any]
 
 
 def roots(doc: Doc[Any]) -> Roots:
@@ -127,6 +139,7 @@ def roots(doc: Doc[Any]) -> Roots:
         tasks=doc.get("tasks", type=Map),
         comments=doc.get("comments", type=Array),
         meta=doc.get("meta", type=Map),
+        stamps=doc.get("stamps", type=Map),
     )
 
 
@@ -150,19 +163,55 @@ def read_fields(doc: Doc[Any]) -> dict[str, str | None]:
     return out
 
 
-def set_fields(doc: Doc[Any], values: Mapping[str, Any]) -> dict[str, str | None]:
-    """Validate every value first, then write them all in one transaction.
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """Who last set a field, when, and which version that write replaced."""
 
-    Nothing is written when any value is invalid. Returns the normalised values; fields
-    whose value is already the same are not written again (no empty updates).
+    version: str
+    base: str
+    author: str
+    time: float
+
+
+def read_stamp(doc: Doc[Any], field: str) -> Stamp | None:
+    """The stamp of a field's current value, or None (never stamped)."""
+    raw = roots(doc).stamps.get(field)
+    if raw is None:
+        return None
+    value = raw.to_py() if isinstance(raw, Map) else raw
+    if not isinstance(value, dict):
+        return None
+    at = value.get("at", 0.0)
+    return Stamp(
+        version=str(value.get("v", "")), base=str(value.get("base", "")),
+        author=str(value.get("by", "")), time=float(at) if isinstance(at, int | float) else 0.0,
+    )
+
+
+def set_fields(
+    doc: Doc[Any], values: Mapping[str, Any], *, author: str = "", now: float | None = None
+) -> dict[str, str | None]:
+    """Validate every value first, then write them, with their stamps, in one transaction.
+
+    Nothing is written when any value is invalid. Returns the values written (normalised);
+    fields whose value is already the same are not written again (no empty updates).
     """
     checked = {name: validate_field(name, value) for name, value in values.items()}
-    fields_map = roots(doc).fields
+    r = roots(doc)
+    at = time.time() if now is None else now
+    written: dict[str, str | None] = {}
     with doc.transaction():
         for name, value in checked.items():
-            if name not in fields_map or fields_map[name] != value:
-                fields_map[name] = value
-    return checked
+            if name in r.fields and r.fields[name] == value:
+                continue
+            previous = read_stamp(doc, name)
+            r.fields[name] = value
+            r.stamps[name] = Map({
+                "v": uuid.uuid4().hex[:16], "base": previous.version if previous else "",
+                "by": author, "at": at,
+            })
+            written[name] = value
+    return written
 
 
 def is_deleted(doc: Doc[Any]) -> bool:
@@ -215,6 +264,54 @@ def add_task(doc: Doc[Any], title: str, task_id: str | None = None) -> str:
     task_id = task_id or uuid.uuid4().hex
     roots(doc).tasks[task_id] = Map({"title": title, "done": False, "order": order})
     return task_id
+
+
+def _task(doc: Doc[Any], task_id: str) -> Map[Any]:
+    task = roots(doc).tasks.get(task_id)
+    if not isinstance(task, Map):
+        raise InvalidFieldValue("task", f"no task {task_id!r} on this customer")
+    return task
+
+
+def edit_task(doc: Doc[Any], task_id: str, *, title: str | None = None,
+              done: bool | None = None) -> None:
+    """Change a task's title and/or done flag."""
+    task = _task(doc, task_id)
+    checked = _check_task_title(title) if title is not None else None
+    with doc.transaction():
+        if checked is not None:
+            task["title"] = checked
+        if done is not None:
+            task["done"] = bool(done)
+
+
+def delete_task(doc: Doc[Any], task_id: str) -> None:
+    """Remove a task."""
+    _task(doc, task_id)
+    del roots(doc).tasks[task_id]
+
+
+def move_task(doc: Doc[Any], task_id: str, index: int) -> None:
+    """Move a task to position ``index`` of the display order (clamped).
+
+    Only the moved task's order changes (to a value between its new neighbours), so a
+    concurrent move of the same task resolves to one place and moves of different tasks
+    both apply: never a duplicate, never a loss.
+    """
+    task = _task(doc, task_id)
+    others = [t for t in read_tasks(doc) if t.id != task_id]
+    index = max(0, min(index, len(others)))
+    before = others[index - 1].order if index > 0 else None
+    after = others[index].order if index < len(others) else None
+    if before is None and after is None:
+        order = 1.0
+    elif before is None:
+        order = after - 1.0  # type: ignore[operator]
+    elif after is None:
+        order = before + 1.0
+    else:
+        order = (before + after) / 2.0
+    task["order"] = order
 
 
 def _check_task_title(title: Any) -> str:
@@ -304,10 +401,12 @@ def fields_from_json(data: Mapping[str, Any], *, partial: bool) -> dict[str, Any
     return out
 
 
-def apply_merge_patch(doc: Doc[Any], patch: Mapping[str, Any]) -> dict[str, str | None]:
+def apply_merge_patch(
+    doc: Doc[Any], patch: Mapping[str, Any], *, author: str = ""
+) -> dict[str, str | None]:
     """Apply a JSON Merge Patch (RFC 7396) of the JSON shape to the document's fields.
 
     ``null`` sets a field to null (null is a value here). Returns the fields written.
     """
-    return set_fields(doc, fields_from_json(patch, partial=True))
+    return set_fields(doc, fields_from_json(patch, partial=True), author=author)
 

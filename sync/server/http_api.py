@@ -314,7 +314,10 @@ async def create_customer(
     room = await hub.rooms.get(customer_doc_id(cid))
     if room.exists:
         return _conflict(f"customer {cid} already exists")  # type: ignore[return-value]
-    await commit(hub, room, lambda doc: document.set_fields(doc, values), claims, session_id)
+    await commit(
+        hub, room, lambda doc: document.set_fields(doc, values, author=claims.username),
+        claims, session_id,
+    )
     response.headers["Location"] = f"/customers/{cid}"
     return represent(room)
 
@@ -325,7 +328,10 @@ async def patch_customer(hub: HubDep, customer_id: str, request: Request, claims
     """Apply a JSON Merge Patch (RFC 7396); null sets a field to null."""
     room = await room_for(hub, claims, customer_id)
     values = _fields(await json_body(request), partial=True)
-    await commit(hub, room, lambda doc: document.set_fields(doc, values), claims, session_id)
+    await commit(
+        hub, room, lambda doc: document.set_fields(doc, values, author=claims.username),
+        claims, session_id,
+    )
     return represent(room)
 
 @router.delete("/customers/{customer_id}", response_model=Customer, responses=_ERRORS,

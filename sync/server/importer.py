@@ -81,7 +81,7 @@ def import_customers(db_path: Path, records: Sequence[Any]) -> int:
 def _commit(store: UpdateStore, customer_id: str, values: dict[str, Any]) -> Commit:
     doc = document.new_document()
     with doc.transaction():
-        document.set_fields(doc, values)
+        document.set_fields(doc, values, author=IMPORT_AUTHOR)
         document.roots(doc).meta["created_by"] = IMPORT_AUTHOR
     now = time.time()
     seq = store.next_seq()
