@@ -136,3 +136,12 @@ def server_factory(tmp_path: Path) -> Iterator[Any]:
 def server(server_factory: Any) -> ServerHandle:
     """A running reference server with a fresh database."""
     return server_factory()  # type: ignore[no-any-return]
+
+
+@pytest.fixture(autouse=True)
+def _memory_keyring() -> Iterator[Any]:
+    """Every integration test keeps secrets in memory, never in the user's keyring."""
+    from tests.memory_keyring import memory_keyring
+
+    with memory_keyring() as backend:
+        yield backend

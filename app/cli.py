@@ -1,0 +1,650 @@
+"""The ``liveedit client`` command line: the headless client, on the same core as the app.
+
+Commands (each takes ``--data-dir DIR``, default the user's Live Edit profile, and
+``--json`` for machine-readable output on stdout)::
+
+    login SERVER_URL USER [--password-stdin] [--no-remember] [--timeout S]
+    sync [--password-stdin] [--timeout S]
+    show CUSTOMER_ID
+    search QUERY [--limit N] [--offset N]
+    set CUSTOMER_ID FIELD=VALUE ... [--null FIELD ...]
+    notes CUSTOMER_ID --append TEXT
+    create FIELD=VALUE ...
+    outbox
+    conflicts [CUSTOMER_ID]
+    resolve CUSTOMER_ID FIELD (--mine | --theirs)
+    history CUSTOMER_ID [--limit N] [--password-stdin] [--timeout S]
+    revert CUSTOMER_ID SEQ [--field F] [--password-stdin] [--timeout S]
+    notifications [--limit N]
+
+Field values: ``FIELD=VALUE`` sets the field to the text VALUE and ``FIELD=`` to the empty
+text; ``--null FIELD`` sets it to null (no value). Fields: name, email, phone, street1,
+street2, city, state, zip, tier.
+
+Work is local-first, as in the app: ``set``, ``notes``, ``create``, ``resolve`` and
+``revert`` write the replica and queue the change in the outbox, whether or not the server
+is reachable; ``sync`` sends the queue and fetches what others changed. Only ``login``,
+``sync``, ``history`` and ``revert`` talk to the server, each within ``--timeout`` seconds.
+Where the OS has no keyring the sign-in is not saved: pass ``--password-stdin`` to each of
+those commands (the password is the first line of stdin).
+
+Exit codes: 0 success; 1 the operation failed (unknown customer, no permission, wrong
+password, not signed in, server unreachable, not in sync); 2 usage: a bad command line, an
+unknown field or an invalid value. Every error is one line on stderr,
+``liveedit client: error: <message>``, and a failed command changes nothing; no traceback
+for anything the user can fix. This is the only module of ``app`` that prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import sqlite3
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn, cast
+
+import httpx
+from platformdirs import user_data_dir
+
+from sync.client.errors import ClientError
+from sync.protocol import document
+
+from .core import ClientCore, CustomerView
+from .credentials import CredentialsUnavailable
+from .errors import (
+    CoreError,
+    InvalidEdit,
+    NotSignedIn,
+    ServerUnreachable,
+    SyncTimeout,
+)
+from .replica import ReplicaError
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
+
+PROG = "liveedit client"
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+DEFAULT_TIMEOUT = 30.0
+NO_KEYRING_WARNING = "no OS keyring: your sign-in is not saved; pass --password-stdin to sync"
+_CLOSE_TIMEOUT = 5.0
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[ClientCore, argparse.Namespace], Awaitable[int]]
+
+
+class UsageError(Exception):
+    """A bad command line or input value (exit 2)."""
+
+
+class CommandFailed(Exception):
+    """The operation failed; the message says why and what stays queued (exit 1)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (raised, printed by ``main``)."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = f" (see '{self.prog} --help')"
+        raise UsageError(message + hint)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one ``liveedit client`` command; returns the process exit code."""
+    try:
+        args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+        _setup_logging(args.verbose)
+        return _run(args)
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except InvalidEdit as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except CredentialsUnavailable as exc:
+        return _fail(f"{exc}; pass --password-stdin", EXIT_FAILED)
+    except (CoreError, ClientError, CommandFailed) as exc:
+        return _fail(str(exc) or type(exc).__name__, EXIT_FAILED)
+    except httpx.HTTPStatusError as exc:
+        return _fail(f"the server refused the request (HTTP {exc.response.status_code})",
+                     EXIT_FAILED)
+    except ReplicaError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    except sqlite3.Error as exc:
+        return _fail(f"the local replica cannot be used: {exc}", EXIT_FAILED)
+    except OSError as exc:
+        what = exc.strerror or str(exc)
+        return _fail(f"{exc.filename}: {what}" if exc.filename else what, EXIT_FAILED)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(message: str, code: int) -> int:
+    _err(f"{PROG}: error: {message}")
+    return code
+
+
+def _out(text: str = "") -> None:
+    """One line (or block) of command output on stdout."""
+    print(text)
+
+
+def _err(text: str) -> None:
+    """One line on stderr (errors, warnings, notes)."""
+    print(text, file=sys.stderr)
+
+
+def _emit_json(data: Any) -> None:
+    _out(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _setup_logging(verbose: int) -> None:
+    """Quiet by default (errors reach the user as one line); ``-v`` info, ``-vv`` debug."""
+    level = {0: logging.CRITICAL, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# -- argument parsing ------------------------------------------------------------------
+
+
+def _default_data_dir() -> Path:
+    return Path(user_data_dir("liveedit")) / "profile"
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                        help=f"the profile folder (default: {_default_data_dir()})")
+    common.add_argument("--json", action="store_true", help="print JSON on stdout")
+    common.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log to stderr (-v info, -vv debug)")
+    parser = _Parser(prog=PROG, description="The headless Live Edit client.",
+                     epilog="FIELD=VALUE sets text (FIELD= the empty text); --null FIELD "
+                            "sets null.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_Parser)
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        sub = cast(argparse.ArgumentParser,
+                   commands.add_parser(name, parents=[common], help=help_text,
+                                       description=help_text))
+        sub.set_defaults(handler=handler)
+        return sub
+
+    login = add("login", _cmd_login, "sign in and make this profile belong to USER")
+    login.add_argument("server_url", metavar="SERVER_URL", type=_server_url)
+    login.add_argument("user", metavar="USER")
+    _network_options(login)
+    login.add_argument("--no-remember", action="store_true",
+                       help="do not save the sign-in in the OS keyring")
+    _network_options(add("sync", _cmd_sync, "send queued changes, fetch others' changes"))
+    show = add("show", _cmd_show, "show one customer")
+    show.add_argument("customer", type=_customer_id, metavar="CUSTOMER_ID")
+    search = add("search", _cmd_search, "search the local directory (offline)")
+    search.add_argument("query", metavar="QUERY")
+    search.add_argument("--limit", type=_positive, default=20, metavar="N")
+    search.add_argument("--offset", type=_natural, default=0, metavar="N")
+    edit = add("set", _cmd_set, "set fields of a customer (queued until synced)")
+    edit.add_argument("customer", type=_customer_id, metavar="CUSTOMER_ID")
+    edit.add_argument("values", nargs="*", type=_assignment, metavar="FIELD=VALUE")
+    edit.add_argument("--null", action="append", default=[], type=_field_name,
+                      metavar="FIELD", help="set FIELD to null")
+    notes = add("notes", _cmd_notes, "add to a customer's case notes")
+    notes.add_argument("customer", type=_customer_id, metavar="CUSTOMER_ID")
+    notes.add_argument("--append", required=True, metavar="TEXT")
+    create = add("create", _cmd_create, "create a customer (prints its id)")
+    create.add_argument("values", nargs="+", type=_assignment, metavar="FIELD=VALUE")
+    add("outbox", _cmd_outbox, "changes waiting to be synced, oldest first")
+    conflicts = add("conflicts", _cmd_conflicts, "open conflicts")
+    conflicts.add_argument("customer", nargs="?", type=_customer_id, metavar="CUSTOMER_ID")
+    resolve = add("resolve", _cmd_resolve, "settle a conflict on one field")
+    resolve.add_argument("customer", type=_customer_id, metavar="CUSTOMER_ID")
+    resolve.add_argument("field", type=_field_name, metavar="FIELD")
+    side = resolve.add_mutually_exclusive_group(required=True)
+    side.add_argument("--mine", action="store_true", help="write my value again")
+    side.add_argument("--theirs", action="store_true", help="keep their value")
+    history = add("history", _cmd_history, "a customer's versions on the server")
+    history.add_argument("customer", type=_customer_id, metavar="CUSTOMER_ID")
+    history.add_argument("--limit", type=_positive, default=50, metavar="N")
+    _network_options(history)
+    revert = add("revert", _cmd_revert, "bring back a customer (or a field) as at SEQ")
+    revert.add_argument("customer", type=_customer_id, metavar="CUSTOMER_ID")
+    revert.add_argument("seq", type=_positive, metavar="SEQ")
+    revert.add_argument("--field", type=_field_name, metavar="FIELD")
+    _network_options(revert)
+    notifications = add("notifications", _cmd_notifications, "the activity feed")
+    notifications.add_argument("--limit", type=_positive, default=50, metavar="N")
+    return parser
+
+
+def _network_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--password-stdin", action="store_true",
+                        help="read the password from the first line of stdin")
+    parser.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="S",
+                        help=f"give up after S seconds (default {DEFAULT_TIMEOUT:g})")
+
+
+def _customer_id(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a customer id (a UUID)") from None
+
+
+def _field_name(text: str) -> str:
+    if text not in document.FIELDS:
+        raise argparse.ArgumentTypeError(
+            f"unknown field {text!r}; fields: {', '.join(document.FIELDS)}")
+    return text
+
+
+def _assignment(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r} is not FIELD=VALUE")
+    return _field_name(name.strip()), value
+
+
+def _server_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
+    return text.rstrip("/")
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _seconds(text: str) -> float:
+    value = _number(text)
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError("must be between 0 and 3600 seconds")
+    return value
+
+
+def _natural(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _natural(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _values(pairs: Sequence[tuple[str, str]], nulls: Sequence[str] = ()) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, value in [*pairs, *((n, None) for n in nulls)]:
+        if name in values:
+            raise UsageError(f"field {name!r} given twice")
+        values[name] = value
+    return values
+
+
+# -- running a command -----------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace) -> int:
+    data_dir: Path = args.data_dir or _default_data_dir()
+    if args.command != "login" and not (data_dir / "replica.db").exists():
+        raise NotSignedIn(f"no profile in {data_dir}: run '{PROG} login' first")
+    password = _read_password(args)
+    had_dir = data_dir.is_dir()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fresh = not (data_dir / "replica.db").exists()
+    try:
+        return asyncio.run(_session(args, data_dir, password))
+    except BaseException:
+        if fresh:  # a first login that failed leaves no half-made profile behind
+            _discard_profile(data_dir, remove_dir=not had_dir)
+        raise
+
+
+def _discard_profile(data_dir: Path, *, remove_dir: bool) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        (data_dir / f"replica.db{suffix}").unlink(missing_ok=True)
+    if remove_dir and not any(data_dir.iterdir()):
+        data_dir.rmdir()
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    """The password from stdin (--password-stdin), a prompt (login at a terminal), or None."""
+    if getattr(args, "password_stdin", False):
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise UsageError("--password-stdin: no password on stdin")
+        return password
+    if args.command == "login":
+        if not sys.stdin.isatty():
+            raise UsageError("no terminal to ask for the password: pass --password-stdin")
+        return getpass.getpass(f"password for {args.user}: ")
+    return None
+
+
+async def _session(args: argparse.Namespace, data_dir: Path, password: str | None) -> int:
+    provider = None
+    if password is not None:
+        async def provide() -> str | None:
+            return password
+
+        provider = provide
+    core = ClientCore.open(data_dir, password_provider=provider)
+    args.password = password
+    try:
+        return await cast(Handler, args.handler)(core, args)
+    finally:
+        try:
+            async with asyncio.timeout(_CLOSE_TIMEOUT):
+                await core.close()
+        except TimeoutError:
+            log.warning("closing the connection took longer than %g s", _CLOSE_TIMEOUT)
+
+
+async def _with_timeout(awaitable: Awaitable[Any], seconds: float, server: str | None) -> Any:
+    """Await a network operation; past ``seconds``, ServerUnreachable (nothing changed)."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    except TimeoutError:
+        raise ServerUnreachable(f"no answer from {server or 'the server'} within "
+                                f"{seconds:g} s") from None
+
+
+def _pending(core: ClientCore) -> int:
+    return len(core.outbox())
+
+
+def _queued(core: ClientCore, before: int) -> str:
+    waiting = _pending(core)
+    count = max(0, waiting - before)
+    change = "change" if count == 1 else "changes"
+    return f"queued {count} {change} ({waiting} waiting to sync)"
+
+
+# -- commands: account and sync ----------------------------------------------------------
+
+
+async def _cmd_login(core: ClientCore, args: argparse.Namespace) -> int:
+    assert args.password is not None
+    saved = not args.no_remember
+    try:
+        await _with_timeout(
+            core.login(args.server_url, args.user, args.password, remember=saved),
+            args.timeout, args.server_url,
+        )
+    except CredentialsUnavailable:
+        saved = False
+        _err(f"{PROG}: warning: {NO_KEYRING_WARNING}")
+    if args.json:
+        _emit_json({"server_url": args.server_url, "user": args.user, "saved": saved})
+    else:
+        _out(f"signed in to {args.server_url} as {args.user}")
+    return EXIT_OK
+
+
+async def _cmd_sync(core: ClientCore, args: argparse.Namespace) -> int:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + args.timeout
+    auth = core.authenticator()
+    try:
+        # Sign in first: a wrong password or a server that is down is reported at once.
+        await _with_timeout(auth.access_token(), args.timeout, auth.server_url)
+        await core.sync(max(0.1, deadline - loop.time()))
+    except (ServerUnreachable, SyncTimeout, ClientError) as exc:
+        hint = ""
+        if args.password is None and "sign in" in str(exc):
+            hint = "; pass --password-stdin"
+        raise CommandFailed(f"{exc}{hint}{_still_queued(core, exc)}") from exc
+    if args.json:
+        _emit_json({"server_url": auth.server_url, "in_sync": True, "pending": 0})
+    else:
+        _out(f"in sync with {auth.server_url}")
+    return EXIT_OK
+
+
+def _still_queued(core: ClientCore, exc: Exception) -> str:
+    if isinstance(exc, SyncTimeout):
+        return ""  # its message already says how many stay queued
+    count = _pending(core)
+    return f"; {count} change(s) stay queued" if count else ""
+
+
+# -- commands: reading -------------------------------------------------------------------
+
+
+async def _cmd_show(core: ClientCore, args: argparse.Namespace) -> int:
+    held = core.docs.exists(args.customer)
+    view = await core.open_customer(args.customer)
+    if not held:
+        view = _from_directory(core, view)
+        _err(f"{PROG}: note: only the directory entry is here; the full record arrives "
+             f"with the next '{PROG} sync'")
+    if args.json:
+        _emit_json(view.as_json())
+    else:
+        _out(_card(view))
+    return EXIT_OK
+
+
+def _from_directory(core: ClientCore, view: CustomerView) -> CustomerView:
+    """The view with the fields the directory knows (before the document arrives)."""
+    row = core.replica.get_directory(view.id)
+    if row is None:
+        return view
+    fields = dict(view.fields)
+    for name in ("name", "email", "phone", "city", "state", "zip"):
+        fields[name] = getattr(row, name)
+    return CustomerView(view.id, fields, bool(row.deleted), view.notes, view.tasks,
+                        view.comments)
+
+
+def _card(view: CustomerView) -> str:
+    f = view.fields
+    lines = [f"{f['name'] or '(no name)'}{'  [deleted]' if view.deleted else ''}",
+             f"  id       {view.id}"]
+    for name in ("email", "phone", "tier"):
+        if f[name]:
+            lines.append(f"  {name:<8} {f[name]}")
+    place = " ".join(p for p in (f["state"], f["zip"]) if p)
+    address = [f["street1"], f["street2"], ", ".join(p for p in (f["city"], place) if p)]
+    for i, line in enumerate(a for a in address if a):
+        lines.append(f"  {'address' if i == 0 else '':<8} {line}")
+    if view.notes:
+        lines += ["", "Notes:", *(f"  {line}" for line in view.notes.splitlines())]
+    if view.tasks:
+        lines += ["", "Tasks:", *(f"  [{'x' if t.done else ' '}] {t.title}"
+                                  for t in view.tasks)]
+    if view.comments:
+        lines += ["", "Comments:", *(f"  {_when(c.time)} {c.author}: {c.text}"
+                                     for c in view.comments)]
+    return "\n".join(lines)
+
+
+async def _cmd_search(core: ClientCore, args: argparse.Namespace) -> int:
+    rows = core.search(args.query, limit=args.limit, offset=args.offset)
+    if args.json:
+        _emit_json([{"id": r.customer_id, "name": r.name, "email": r.email, "phone": r.phone,
+                     "city": r.city, "state": r.state, "zip": r.zip,
+                     "deleted": bool(r.deleted), "updated_at": r.updated_at} for r in rows])
+        return EXIT_OK
+    if not rows:
+        _out(f"no customer matches {args.query!r}")
+    for r in rows:
+        place = ", ".join(p for p in (r.city, r.state) if p)
+        extra = "  [deleted]" if r.deleted else ""
+        _out(f"{r.customer_id}  {r.name or '(no name)'}  {r.email or ''}  {place}{extra}")
+    return EXIT_OK
+
+
+async def _cmd_outbox(core: ClientCore, args: argparse.Namespace) -> int:
+    entries = core.outbox()
+    now = time.time()
+    if args.json:
+        _emit_json([{"ref": e.ref, "customer_id": _customer_of(e.doc_id), "summary": e.summary,
+                     "created_at": e.created_at, "age": round(now - e.created_at, 3),
+                     "attempts": e.attempts} for e in entries])
+        return EXIT_OK
+    if not entries:
+        _out("nothing waiting to sync")
+    for e in entries:
+        _out(f"{e.ref:>6}  {_customer_of(e.doc_id)}  {e.summary}  "
+             f"({_age(now - e.created_at)} ago)")
+    return EXIT_OK
+
+
+async def _cmd_conflicts(core: ClientCore, args: argparse.Namespace) -> int:
+    items = core.conflicts(args.customer)
+    if args.json:
+        _emit_json([{"id": c.id, "customer_id": _customer_of(c.doc_id), "field": c.field,
+                     "mine": c.mine, "theirs": c.theirs, "author": c.author, "time": c.time}
+                    for c in items])
+        return EXIT_OK
+    if not items:
+        _out("no open conflicts")
+    for c in items:
+        _out(f"{_customer_of(c.doc_id)}  {c.field}: yours {c.mine!r}, kept {c.theirs!r} "
+             f"by {c.author} at {_when(c.time)}")
+    return EXIT_OK
+
+
+async def _cmd_notifications(core: ClientCore, args: argparse.Namespace) -> int:
+    items = core.notifications(limit=args.limit)
+    if args.json:
+        _emit_json([_notification_json(n) for n in items])
+        return EXIT_OK
+    if not items:
+        _out("no notifications")
+    for n in items:
+        data = _notification_json(n)
+        what = data.get("title") or ", ".join(data.get("fields") or ()) or ""
+        _out(f"{_when(data.get('time'))}  {data.get('actor', '')} {data.get('kind', '')} "
+             f"{_customer_of(str(data.get('doc_id', '')))}  {what}".rstrip())
+    return EXIT_OK
+
+
+def _notification_json(item: Any) -> dict[str, Any]:
+    names = ("seq", "doc_id", "kind", "actor", "time", "fields", "title", "offline", "read")
+    data = {name: getattr(item, name) for name in names if hasattr(item, name)}
+    if isinstance(data.get("fields"), tuple | frozenset | set):
+        data["fields"] = list(data["fields"])
+    return data
+
+
+# -- commands: editing (local first) -------------------------------------------------------
+
+
+async def _cmd_set(core: ClientCore, args: argparse.Namespace) -> int:
+    values = _values(args.values, args.null)
+    if not values:
+        raise UsageError("nothing to set: give FIELD=VALUE or --null FIELD")
+    before = _pending(core)
+    await core.set_fields(args.customer, values)
+    _report_edit(core, args, before)
+    return EXIT_OK
+
+
+async def _cmd_notes(core: ClientCore, args: argparse.Namespace) -> int:
+    before = _pending(core)
+    await core.notes_append(args.customer, args.append)
+    _report_edit(core, args, before)
+    return EXIT_OK
+
+
+async def _cmd_create(core: ClientCore, args: argparse.Namespace) -> int:
+    if not core.username:
+        raise NotSignedIn(f"this profile has no user yet: run '{PROG} login' first")
+    before = _pending(core)
+    customer_id = await core.create_customer(_values(args.values))
+    if args.json:
+        _emit_json({"id": customer_id, "pending": _pending(core)})
+    else:
+        _out(customer_id)
+        _err(_queued(core, before))
+    return EXIT_OK
+
+
+async def _cmd_resolve(core: ClientCore, args: argparse.Namespace) -> int:
+    before = _pending(core)
+    await core.resolve_conflict(args.customer, args.field, use_mine=args.mine)
+    if not args.json:
+        _out(f"{args.field}: {'your value is written again' if args.mine else 'kept theirs'}")
+    _report_edit(core, args, before)
+    return EXIT_OK
+
+
+def _report_edit(core: ClientCore, args: argparse.Namespace, before: int) -> None:
+    pending = _pending(core)
+    if args.json:
+        _emit_json({"queued": max(0, pending - before), "pending": pending})
+    elif pending == before:
+        _out(f"nothing changed ({pending} waiting to sync)")
+    else:
+        _out(_queued(core, before))
+
+
+# -- commands: the server's history -------------------------------------------------------
+
+
+async def _cmd_history(core: ClientCore, args: argparse.Namespace) -> int:
+    versions = await _with_timeout(core.history(args.customer, limit=args.limit),
+                                   args.timeout, core.server_url)
+    if args.json:
+        _emit_json([{"seq": v.seq, "time": v.time, "author": v.author,
+                     "changes": list(v.changes)} for v in versions])
+        return EXIT_OK
+    if not versions:
+        _out("no history")
+    for v in versions:
+        _out(f"{v.seq:>8}  {_when(v.time)}  {v.author}  {', '.join(v.changes)}")
+    return EXIT_OK
+
+
+async def _cmd_revert(core: ClientCore, args: argparse.Namespace) -> int:
+    before = _pending(core)
+    await _with_timeout(core.revert(args.customer, args.seq, args.field),
+                        args.timeout, core.server_url)
+    what = args.field or "the customer"
+    if not args.json:
+        _out(f"{what} brought back as at version {args.seq}; it goes to the server with "
+             f"the next '{PROG} sync'")
+    _report_edit(core, args, before)
+    return EXIT_OK
+
+
+# -- formatting --------------------------------------------------------------------------
+
+
+def _customer_of(doc_id: str) -> str:
+    return doc_id.partition(":")[2] or doc_id
+
+
+def _when(timestamp: Any) -> str:
+    if not isinstance(timestamp, int | float):
+        return "?"
+    return datetime.fromtimestamp(timestamp, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit}"
+    return f"{int(seconds)} s"

@@ -1,0 +1,235 @@
+"""The customer documents this client holds, and the one path every change takes.
+
+A **local edit** (:meth:`DocumentSet.edit`) runs the caller's function on the pycrdt
+document inside one CRDT transaction, then writes the new document state, the outbox entry
+(the update bytes to send) and the versions of the fields it wrote in **one SQLite
+transaction** before returning: once it returns, a crash loses nothing, and the update is
+sent once (the outbox entry leaves only on the server's ack).
+
+A **remote change** (:meth:`DocumentSet.apply_remote`) integrates an update from the server
+and stores the new state. Conflict detection (DESIGN.md, "Conflicts"): for each field whose
+value changed, if this client wrote the value that was just replaced and the winning write's
+stamp says it was *not* based on ours (``base`` is not our version), the two writes were
+concurrent and ours lost: a conflict record is stored with both values, the winner's author
+and time. The winning side sees no change of its value and records nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from pycrdt import Doc
+
+from sync.protocol import document
+from sync.protocol.messages import customer_doc_id, customer_id_of
+
+from .events import ConflictRecorded, DocumentChanged, EventBus, Origin, OutboxChanged
+from .replica import Replica
+
+__all__ = ["DocumentSet", "LocalChange"]
+
+log = logging.getLogger(__name__)
+
+
+
+@dataclass(frozen=True, slots=True)
+class LocalChange:
+    """A local edit that was stored: its outbox ``ref`` and what it changed."""
+
+    ref: int
+    customer_id: str
+    update: bytes
+    fields: frozenset[str]
+    roots: frozenset[str]
+
+
+@dataclass(eq=False)
+class _Tracked:
+    """One open document with observers that record what a transaction changed."""
+
+    doc: Doc[Any]
+    updates: list[bytes] = field(default_factory=list)
+    fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+    roots: set[str] = field(default_factory=set)
+    subscriptions: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        r = document.roots(self.doc)
+        # pycrdt drops an observer whose Subscription is garbage-collected: keep them.
+        self.subscriptions = [
+            self.doc.observe(lambda event: self.updates.append(event.update)),
+            r.fields.observe(lambda event: self._on_fields(cast(Any, event).keys)),
+            r.notes.observe(lambda _e: self.roots.add("notes")),
+            r.tasks.observe_deep(lambda _e: self.roots.add("tasks")),
+            r.comments.observe(lambda _e: self.roots.add("comments")),
+            r.meta.observe(lambda _e: self.roots.add("meta")),
+        ]
+
+    def _on_fields(self, keys: dict[str, dict[str, Any]]) -> None:
+        self.roots.add("fields")
+        for key, change in keys.items():
+            first = self.fields.setdefault(key, dict(change))
+            first["newValue"] = change.get("newValue")  # keep the first old value
+
+    @contextmanager
+    def tracking(self) -> Iterator[None]:
+        self.updates.clear()
+        self.fields.clear()
+        self.roots.clear()
+        yield
+
+
+class DocumentSet:
+    """Open documents by customer id, loaded from the replica on first use."""
+
+    def __init__(self, replica: Replica, bus: EventBus, author: Callable[[], str]) -> None:
+        self.replica = replica
+        self.bus = bus
+        self._author = author
+        self._open: dict[str, _Tracked] = {}
+
+    def _tracked(self, customer_id: str) -> _Tracked:
+        tracked = self._open.get(customer_id)
+        if tracked is None:
+            doc = document.new_document()
+            state = self.replica.load_document(customer_doc_id(customer_id))
+            if state:
+                doc.apply_update(state)
+            tracked = _Tracked(doc)
+            self._open[customer_id] = tracked
+        return tracked
+
+    def doc(self, customer_id: str) -> Doc[Any]:
+        """The customer's document (empty if this replica has never seen it)."""
+        return self._tracked(customer_id).doc
+
+    def exists(self, customer_id: str) -> bool:
+        """True when the replica holds this customer's document with some content."""
+        return self.replica.load_document(customer_doc_id(customer_id)) is not None
+
+    def edit(self, customer_id: str, fn: Callable[[Doc[Any]], object],
+             summary: str = "") -> LocalChange | None:
+        """Apply a local edit durably (see the module docstring); None if nothing changed.
+
+        ``fn`` may raise (e.g. InvalidFieldValue) before writing: then nothing changes.
+        """
+        tracked = self._tracked(customer_id)
+        doc = tracked.doc
+        with tracked.tracking():
+            with doc.transaction(origin="local"):
+                fn(doc)
+            if not tracked.updates:
+                return None
+            update = _one(tracked.updates)
+            written = dict(tracked.fields)
+            roots = frozenset(tracked.roots)
+        doc_id = customer_doc_id(customer_id)
+        fields = frozenset(written)
+        with self.replica.transaction():
+            self.replica.save_document(doc_id, doc.get_update(), held=True)
+            ref = self.replica.add_outbox(doc_id, update, summary or _summary(fields, roots))
+            for name in fields:
+                stamp = document.read_stamp(doc, name)
+                if stamp is not None:
+                    value = document.read_fields(doc).get(name)
+                    self.replica.set_field_version(doc_id, name, stamp.version, value)
+            if fields or "meta" in roots:
+                self.replica.upsert_local_directory(
+                    customer_id, document.read_fields(doc), document.is_deleted(doc)
+                )
+        self.bus.emit(DocumentChanged(customer_id, fields, roots, Origin.LOCAL,
+                                      self._author(), time.time()))
+        self.bus.emit(OutboxChanged(self.replica.outbox_count()))
+        return LocalChange(ref, customer_id, update, fields, roots)
+
+    def apply_remote(self, doc_id: str, update: bytes, *, author: str | None,
+                     server_seq: int | None = None) -> bool:
+        """Integrate an update from the server; True if it changed anything.
+
+        Stores the new state (and ``server_seq``) and records conflicts (module docstring).
+        """
+        customer_id = customer_id_of(doc_id)
+        tracked = self._tracked(customer_id)
+        doc = tracked.doc
+        with tracked.tracking():
+            doc.apply_update(update)
+            changed = bool(tracked.updates)
+            fields = dict(tracked.fields)
+            roots = frozenset(tracked.roots)
+        if not changed:
+            if server_seq is not None:
+                self.replica.save_document(doc_id, doc.get_update(), server_seq=server_seq)
+            return False
+        conflicts: list[ConflictRecorded] = []
+        with self.replica.transaction():
+            self.replica.save_document(doc_id, doc.get_update(), server_seq=server_seq)
+            for name, change in fields.items():
+                conflict = self._check_conflict(doc, doc_id, name, change)
+                if conflict is not None:
+                    conflicts.append(conflict)
+        winner_author = author
+        for name in fields:
+            stamp = document.read_stamp(doc, name)
+            if stamp is not None and stamp.author:
+                winner_author = stamp.author
+        self.bus.emit(DocumentChanged(customer_id, frozenset(fields), roots, Origin.REMOTE,
+                                      winner_author, time.time()))
+        for conflict in conflicts:
+            self.bus.emit(conflict)
+        return True
+
+    def _check_conflict(self, doc: Doc[Any], doc_id: str, name: str,
+                        change: dict[str, Any]) -> ConflictRecorded | None:
+        mine = self.replica.field_version(doc_id, name)
+        if mine is None:
+            return None
+        my_version, my_value = mine
+        stamp = document.read_stamp(doc, name)
+        if stamp is None or stamp.version == my_version:
+            return None  # our value is still the current one
+        self.replica.clear_field_version(doc_id, name)
+        if stamp.base == my_version:
+            return None  # the new value was written by someone who had seen ours
+        theirs = document.read_fields(doc).get(name)
+        if theirs == my_value:
+            return None  # both wrote the same value: nothing to decide
+        self.replica.add_conflict(doc_id, name, my_value, theirs, stamp.author, stamp.time)
+        log.info("conflict on %s.%s: mine %r lost to %r by %s", doc_id, name, my_value,
+                 theirs, stamp.author)
+        return ConflictRecorded(customer_id_of(doc_id), name, my_value, theirs, stamp.author)
+
+    def hold(self, customer_id: str) -> None:
+        """Keep this customer's document offline and in sync (stored now, even if empty)."""
+        doc_id = customer_doc_id(customer_id)
+        if not self.replica.set_held(doc_id, True):
+            self.replica.save_document(doc_id, self.doc(customer_id).get_update(), held=True)
+
+    def forget(self, customer_id: str) -> None:
+        """Drop an open document from memory (it reloads from the replica)."""
+        self._open.pop(customer_id, None)
+
+
+def _one(updates: list[bytes]) -> bytes:
+    if len(updates) == 1:
+        return updates[0]
+    from pycrdt import merge_updates
+
+    return merge_updates(*updates)
+
+
+def _summary(fields: frozenset[str], roots: frozenset[str]) -> str:
+    """Human text of what an edit touched, for the outbox view ("City, Zip", "notes")."""
+    parts = [f.replace("street", "street ").capitalize().strip() for f in document.FIELDS
+             if f in fields]
+    for root, label in (("notes", "notes"), ("tasks", "tasks"), ("comments", "comment"),
+                        ("meta", "deleted/restored")):
+        if root in roots:
+            parts.append(label)
+    return ", ".join(parts) or "change"
+
+

@@ -1,0 +1,345 @@
+"""Keeps the replica in step with the server over one ``ClientConnection``.
+
+On every (re)connection (``_on_open``): subscribe to every held document, ask for the
+directory changes since the stored cursor and the notifications since the last one seen,
+send our state vector of each held document (SyncStep1), and send every outbox entry again
+(docs/protocol.md §5). Then:
+
+- server ``SyncStep1`` → push what the server lacks (an ``Update`` with a push ref, not in
+  the outbox: it is derived from the document and recomputed on the next sync);
+- ``SyncStep2`` / ``RemoteUpdate`` → :meth:`DocumentSet.apply_remote`;
+- ``Ack`` → the outbox entry leaves (only now);
+- ``Error(missing_dependencies)`` → resubscribe, which brings a fresh server SyncStep1,
+  and resend that document's outbox after the push;
+- directory pages and live entries → the replica (the cursor is stored per page);
+- notifications live and replayed ("while you were offline") → the replica.
+
+"In sync" means: online, the directory pass finished, every held document answered its
+SyncStep2, the outbox is empty and no push awaits its ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pycrdt import Decoder
+
+from sync.client import ClientConnection, ConnectionState, NotConnected, Status
+from sync.protocol.errors import ErrorCode
+from sync.protocol.messages import (
+    DIRECTORY_FEED,
+    Ack,
+    DirectoryChanges,
+    DirectorySubscribe,
+    Error,
+    Message,
+    Notification,
+    Notifications,
+    Presence,
+    PresenceChanged,
+    PresenceState,
+    ReadNotifications,
+    RemoteUpdate,
+    Subscribe,
+    Subscribed,
+    SyncStep1,
+    SyncStep2,
+    Unsubscribe,
+    Update,
+    Welcome,
+    customer_id_of,
+)
+
+from .documents import DocumentSet
+from .events import (
+    DirectoryChanged,
+    ErrorReported,
+    EventBus,
+    NotificationsArrived,
+    OutboxChanged,
+    PresenceUpdated,
+    StatusChanged,
+)
+from .replica import Replica
+
+__all__ = ["SyncEngine"]
+
+log = logging.getLogger(__name__)
+
+#: Refs of pushes (answers to the server's SyncStep1) live far above outbox refs.
+_PUSH_REFS = 1 << 62
+_EMPTY_UPDATE = b"\x00\x00"
+
+
+class SyncEngine:
+    """Drives one connection and applies what it brings to the replica."""
+
+    def __init__(
+        self, replica: Replica, docs: DocumentSet, bus: EventBus, *, url: str,
+        session_id: str, token_provider: Callable[[bool], Awaitable[str]],
+        client_name: str = "liveedit", **connection_options: Any,
+    ) -> None:
+        self.replica = replica
+        self.docs = docs
+        self.bus = bus
+        self.connection = ClientConnection(
+            url, session_id=session_id, token_provider=token_provider,
+            on_open=self._on_open, on_message=self._on_message, client_name=client_name,
+            **connection_options,
+        )
+        self.connection.add_status_listener(self._on_status)
+        self.presence: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
+        self._refs = itertools.count(_PUSH_REFS)
+        self._pushes: dict[int, str] = {}
+        self._synced: set[str] = set()
+        self._resend: set[str] = set()
+        self._sent: set[int] = set()  # outbox refs sent on the current connection
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._directory_done = False
+        self._changed = asyncio.Event()
+        self.welcome: Welcome | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start connecting (in the background; see ``status``)."""
+        await self.connection.start()
+
+    async def close(self) -> None:
+        """Close the connection; queued edits stay in the outbox."""
+        await self.connection.close()
+
+    @property
+    def status(self) -> Status:
+        """The connection status."""
+        return self.connection.status
+
+    def _on_status(self, status: Status) -> None:
+        self.bus.emit(StatusChanged(status))
+        self._changed.set()
+        if status.state is ConnectionState.ONLINE:
+            task = asyncio.get_running_loop().create_task(self._send_unsent())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @property
+    def in_sync(self) -> bool:
+        """See the module docstring."""
+        return (
+            self.connection.status.state is ConnectionState.ONLINE
+            and self._directory_done
+            and set(self.replica.held_documents()) <= self._synced
+            and self.replica.outbox_count() == 0
+            and not self._pushes
+        )
+
+    async def wait_in_sync(self, timeout: float) -> None:  # noqa: ASYNC109 (public API)
+        """Wait until fully in sync; raises TimeoutError, or the connection's fatal error."""
+        async with asyncio.timeout(timeout):
+            while not self.in_sync:
+                self._changed.clear()
+                if self.connection.status.state is ConnectionState.OFFLINE:
+                    await self.connection.wait_online(timeout)  # raises the fatal error
+                await self._changed.wait()
+
+    # --- connection callbacks ------------------------------------------------------------
+
+    async def _on_open(self, welcome: Welcome) -> None:
+        self.welcome = welcome
+        self._synced.clear()
+        self._pushes.clear()
+        self._resend.clear()
+        self._sent.clear()
+        self._directory_done = False
+        self.presence.clear()
+        held = self.replica.held_documents()
+        if held:
+            await self.connection.send(Subscribe(tuple(held)))
+        cursor = int(self.replica.get_setting("directory_cursor") or 0)
+        await self.connection.send(Subscribe((DIRECTORY_FEED,)))
+        await self.connection.send(DirectorySubscribe(cursor))
+        for doc_id in held:
+            await self.connection.send(SyncStep1(doc_id, self._state_vector(doc_id)))
+        since = int(self.replica.get_setting("notification_seq") or 0)
+        await self.connection.send(ReadNotifications(since))
+        for entry in self.replica.outbox():
+            await self._send_entry(entry.doc_id, entry.ref, entry.update)
+
+    def _state_vector(self, doc_id: str) -> bytes:
+        return self.docs.doc(customer_id_of(doc_id)).get_state()
+
+    async def _on_message(self, message: Message) -> None:
+        handler = _HANDLERS.get(type(message))
+        if handler is not None:
+            await handler(self, message)
+        self._changed.set()
+
+    async def _on_server_step1(self, message: SyncStep1) -> None:
+        doc = self.docs.doc(customer_id_of(message.doc))
+        try:
+            missing = doc.get_update(message.state_vector)
+        except ValueError:
+            log.warning("server sent a bad state vector for %s", message.doc)
+            return
+        if _has_content(missing):
+            ref = next(self._refs)
+            self._pushes[ref] = message.doc
+            await self.connection.send(Update(message.doc, ref, missing))
+        if message.doc in self._resend:
+            self._resend.discard(message.doc)
+            for entry in self.replica.outbox_for(message.doc):
+                self._sent.discard(entry.ref)
+                await self._send_entry(entry.doc_id, entry.ref, entry.update)
+
+    async def _on_step2(self, message: SyncStep2) -> None:
+        self.docs.apply_remote(message.doc, message.update, author=None,
+                               server_seq=message.seq)
+        self._synced.add(message.doc)
+
+    async def _on_remote_update(self, message: RemoteUpdate) -> None:
+        self.docs.apply_remote(message.doc, message.update, author=message.author,
+                               server_seq=message.seq)
+
+    async def _on_ack(self, message: Ack) -> None:
+        if self._pushes.pop(message.ref, None) is not None:
+            return
+        if self.replica.remove_outbox(message.ref):
+            self.bus.emit(OutboxChanged(self.replica.outbox_count()))
+
+    async def _on_error(self, message: Error) -> None:
+        if message.code is ErrorCode.MISSING_DEPENDENCIES and message.doc:
+            if message.ref is not None:
+                self._pushes.pop(message.ref, None)
+            self._resend.add(message.doc)
+            await self.connection.send(Subscribe((message.doc,)))
+            return
+        if message.ref is not None and message.ref in self._pushes:
+            self._pushes.pop(message.ref)
+            log.warning("push for %s refused: %s", message.doc, message.message)
+        elif message.ref is not None and message.code in (
+            ErrorCode.INVALID_UPDATE, ErrorCode.INVALID_VALUE, ErrorCode.FORBIDDEN,
+            ErrorCode.NOT_SUBSCRIBED,
+        ):
+            # The server will never accept this entry: keep it from blocking the outbox.
+            self.replica.remove_outbox(message.ref)
+            self.bus.emit(OutboxChanged(self.replica.outbox_count()))
+        if message.code is ErrorCode.FORBIDDEN and message.doc:
+            self.replica.set_held(message.doc, False)
+            self._synced.discard(message.doc)
+        customer = customer_id_of(message.doc) if message.doc else None
+        self.bus.emit(ErrorReported(message.message, customer))
+
+    async def _on_notification(self, message: Notification) -> None:
+        if self.replica.add_notifications([message], offline=False):
+            self._advance_notifications(message.seq)
+            self.bus.emit(NotificationsArrived((message,), offline=False))
+
+    async def _on_notifications(self, message: Notifications) -> None:
+        self.replica.add_notifications(message.items, offline=True)
+        self._advance_notifications(message.latest)
+        if message.items:
+            self.bus.emit(NotificationsArrived(message.items, offline=True))
+        if message.more:
+            await self.connection.send(ReadNotifications(message.latest))
+
+    def _advance_notifications(self, seq: int) -> None:
+        current = int(self.replica.get_setting("notification_seq") or 0)
+        if seq > current:
+            self.replica.set_setting("notification_seq", str(seq))
+
+    async def _on_directory(self, message: DirectoryChanges) -> None:
+        with self.replica.transaction():
+            count = self.replica.apply_directory(message.entries)
+            current = int(self.replica.get_setting("directory_cursor") or 0)
+            if message.cursor > current:
+                self.replica.set_setting("directory_cursor", str(message.cursor))
+        if not message.more:
+            self._directory_done = True
+        self.bus.emit(DirectoryChanged(count, self._directory_done))
+
+    async def _on_presence(self, message: PresenceChanged) -> None:
+        peers = self.presence.setdefault(message.doc, {})
+        if message.state is None:
+            peers.pop(message.session_id, None)
+        else:
+            peers[message.session_id] = (message.user, dict(message.state))
+        self.bus.emit(PresenceUpdated(customer_id_of(message.doc), dict(peers)))
+
+    async def _on_subscribed(self, message: Subscribed) -> None:
+        return
+
+    # --- used by the core ------------------------------------------------------------------
+
+    async def send_update(self, doc_id: str, ref: int, update: bytes) -> None:
+        """Send a new outbox entry now if online (else it goes on the next connection)."""
+        if self.connection.status.state is not ConnectionState.ONLINE:
+            return
+        await self._send_entry(doc_id, ref, update)
+
+    async def _send_entry(self, doc_id: str, ref: int, update: bytes) -> None:
+        if ref in self._sent:
+            return
+        try:
+            await self.connection.send(Update(doc_id, ref, update))
+        except NotConnected:
+            return
+        self._sent.add(ref)
+
+    async def _send_unsent(self) -> None:
+        """After on_open: entries added while it ran were not sent by it; send them."""
+        for entry in self.replica.outbox():
+            await self._send_entry(entry.doc_id, entry.ref, entry.update)
+
+    async def hold(self, doc_id: str) -> None:
+        """Keep a document offline and in sync from now on."""
+        self.docs.hold(customer_id_of(doc_id))
+        if self.connection.status.state is ConnectionState.ONLINE:
+            try:
+                await self.connection.send(Subscribe((doc_id,)))
+                await self.connection.send(SyncStep1(doc_id, self._state_vector(doc_id)))
+            except NotConnected:
+                return
+
+    async def release(self, doc_id: str) -> None:
+        """Stop holding a document (it stays on disk until pruned)."""
+        self.replica.set_held(doc_id, False)
+        self._synced.discard(doc_id)
+        if self.connection.status.state is ConnectionState.ONLINE:
+            try:
+                await self.connection.send(Unsubscribe((doc_id,)))
+            except NotConnected:
+                return
+
+    async def set_presence(self, doc_id: str, state: PresenceState | None) -> None:
+        """Tell the others what this rep is doing on a customer (best effort)."""
+        if self.connection.status.state is ConnectionState.ONLINE:
+            try:
+                await self.connection.send(Presence(doc_id, state))
+            except NotConnected:
+                return
+
+
+def _has_content(update: bytes) -> bool:
+    """True when an update carries structs or deletions (not the empty ``00 00``)."""
+    if update == _EMPTY_UPDATE:
+        return False
+    decoder = Decoder(update)
+    return decoder.read_var_uint() > 0 or len(update) > 2
+
+
+_HANDLERS: dict[type[Message], Callable[[SyncEngine, Any], Awaitable[None]]] = {
+    SyncStep1: SyncEngine._on_server_step1,
+    SyncStep2: SyncEngine._on_step2,
+    RemoteUpdate: SyncEngine._on_remote_update,
+    Ack: SyncEngine._on_ack,
+    Error: SyncEngine._on_error,
+    Notification: SyncEngine._on_notification,
+    Notifications: SyncEngine._on_notifications,
+    DirectoryChanges: SyncEngine._on_directory,
+    PresenceChanged: SyncEngine._on_presence,
+    Subscribed: SyncEngine._on_subscribed,
+}
