@@ -407,12 +407,13 @@ async def _cmd_sync(core: ClientCore, args: argparse.Namespace) -> int:
     try:
         # Sign in first: a wrong password or a server that is down is reported at once.
         await _with_timeout(auth.access_token(), args.timeout, auth.server_url)
-        await core.sync(max(0.1, deadline - loop.time()))
+        await core.sync(max(0.1, round(deadline - loop.time(), 1)))
     except (ServerUnreachable, SyncTimeout, ClientError) as exc:
         hint = ""
         if args.password is None and "sign in" in str(exc):
             hint = "; pass --password-stdin"
-        raise CommandFailed(f"{exc}{hint}{_still_queued(core, exc)}") from exc
+        text = str(exc).removesuffix("; your edits stay queued")
+        raise CommandFailed(f"{text}{hint}{_still_queued(core, exc)}") from exc
     if args.json:
         _emit_json({"server_url": auth.server_url, "in_sync": True, "pending": 0})
     else:

@@ -21,6 +21,8 @@ import keyring.errors
 from keyring.backend import KeyringBackend
 from keyring.backends import chainer, fail, null
 
+from .errors import CoreError
+
 __all__ = ["SERVICE", "UNAVAILABLE_MESSAGE", "CredentialStore", "CredentialsUnavailable"]
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ _UNSAFE_TYPES: tuple[type[KeyringBackend], ...] = (fail.Keyring, null.Keyring)
 _UNSAFE_MODULES = ("keyrings.alt",)
 
 
-class CredentialsUnavailable(Exception):
+class CredentialsUnavailable(CoreError):
     """No OS keyring can hold the refresh token; the user must type the password."""
 
     def __init__(self, detail: str | None = None) -> None:

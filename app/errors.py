@@ -8,7 +8,8 @@ Hierarchy::
     ├── PermissionDenied          the server refused access to this customer
     ├── NotSignedIn               no server or user configured for this profile yet
     ├── SignInFailed              wrong credentials, or the sign-in has expired
-    ├── CredentialsUnavailable    no OS keyring (re-exported from app.credentials)
+    ├── CredentialsUnavailable    no OS keyring (defined in app.credentials)
+    ├── ReplicaError              the local replica file is unusable (defined in app.replica)
     ├── ServerUnreachable         the server could not be reached (edits stay queued)
     └── SyncTimeout               not fully in sync within the time allowed
 

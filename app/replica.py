@@ -38,6 +38,7 @@ import sqlite_utils
 from sync.protocol.messages import DirectoryEntry, Notification, NotificationKind
 
 from . import replica_schema as schema
+from .errors import CoreError
 from .replica_schema import (
     Conflict,
     DirectoryRow,
@@ -66,7 +67,7 @@ _LIVE = (0, schema.DELETED_BIT)
 _ALL_ROWS = (0, 2**63 - 1)
 
 
-class ReplicaError(Exception):
+class ReplicaError(CoreError):
     """The local replica cannot be opened, read or written; the message says why."""
 
 
