@@ -350,6 +350,8 @@ async def _session(args: argparse.Namespace, data_dir: Path, password: str | Non
     args.password = password
     try:
         return await cast(Handler, args.handler)(core, args)
+    except (ServerUnreachable, SyncTimeout, ClientError) as exc:
+        raise CommandFailed(_network_failure(core, args, exc)) from exc
     finally:
         try:
             async with asyncio.timeout(_CLOSE_TIMEOUT):
@@ -404,16 +406,9 @@ async def _cmd_sync(core: ClientCore, args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + args.timeout
     auth = core.authenticator()
-    try:
-        # Sign in first: a wrong password or a server that is down is reported at once.
-        await _with_timeout(auth.access_token(), args.timeout, auth.server_url)
-        await core.sync(max(0.1, round(deadline - loop.time(), 1)))
-    except (ServerUnreachable, SyncTimeout, ClientError) as exc:
-        hint = ""
-        if args.password is None and "sign in" in str(exc):
-            hint = "; pass --password-stdin"
-        text = str(exc).removesuffix("; your edits stay queued")
-        raise CommandFailed(f"{text}{hint}{_still_queued(core, exc)}") from exc
+    # Sign in first: a wrong password or a server that is down is reported at once.
+    await _with_timeout(auth.access_token(), args.timeout, auth.server_url)
+    await core.sync(max(0.1, round(deadline - loop.time(), 1)))
     if args.json:
         _emit_json({"server_url": auth.server_url, "in_sync": True, "pending": 0})
     else:
@@ -421,20 +416,23 @@ async def _cmd_sync(core: ClientCore, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _still_queued(core: ClientCore, exc: Exception) -> str:
-    if isinstance(exc, SyncTimeout):
-        return ""  # its message already says how many stay queued
+def _network_failure(core: ClientCore, args: argparse.Namespace, exc: Exception) -> str:
+    """One line for a failed network step: why, what to do, and what stays queued."""
+    text = str(exc).removesuffix("; your edits stay queued") or type(exc).__name__
+    if args.password is None and "sign in" in text:
+        text += "; pass --password-stdin"
     count = _pending(core)
-    return f"; {count} change(s) stay queued" if count else ""
+    if count and not isinstance(exc, SyncTimeout):  # SyncTimeout already says it
+        text += f"; {count} change(s) stay queued"
+    return text
 
 
 # -- commands: reading -------------------------------------------------------------------
 
 
 async def _cmd_show(core: ClientCore, args: argparse.Namespace) -> int:
-    held = core.docs.exists(args.customer)
-    view = await core.open_customer(args.customer)
-    if not held:
+    view = await core.open_customer(args.customer)  # held from now on: sync fetches it
+    if not any(view.fields.values()) and core.replica.get_directory(view.id) is not None:
         view = _from_directory(core, view)
         _err(f"{PROG}: note: only the directory entry is here; the full record arrives "
              f"with the next '{PROG} sync'")
@@ -624,7 +622,7 @@ async def _cmd_revert(core: ClientCore, args: argparse.Namespace) -> int:
                         args.timeout, core.server_url)
     what = args.field or "the customer"
     if not args.json:
-        _out(f"{what} brought back as at version {args.seq}; it goes to the server with "
+        _out(f"brought back {what} as at version {args.seq}; it goes to the server with "
              f"the next '{PROG} sync'")
     _report_edit(core, args, before)
     return EXIT_OK

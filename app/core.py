@@ -25,7 +25,7 @@ from sync.protocol.errors import InvalidFieldValue
 from sync.protocol.messages import customer_doc_id
 
 from .auth import Authenticator, PasswordProvider
-from .credentials import CredentialStore
+from .credentials import CredentialStore, CredentialsUnavailable
 from .documents import DocumentSet, LocalChange
 from .errors import (
     InvalidEdit,
@@ -156,10 +156,17 @@ class ClientCore:
             )
         auth = Authenticator(server_url, username, credentials=self.credentials,
                              password_provider=self.password_provider)
-        await auth.login(password, remember=remember)
+        try:
+            await auth.login(password, remember=remember)
+        except CredentialsUnavailable:
+            self._adopt(auth)  # signed in for this session; only remembering failed
+            raise
+        self._adopt(auth)
+
+    def _adopt(self, auth: Authenticator) -> None:
         self._auth = auth
-        self.replica.set_setting("server_url", server_url)
-        self.replica.set_setting("username", username)
+        self.replica.set_setting("server_url", auth.server_url)
+        self.replica.set_setting("username", auth.username)
 
     # --- connection ------------------------------------------------------------------------
 
@@ -188,9 +195,10 @@ class ClientCore:
             await engine.wait_in_sync(timeout)
         except TimeoutError as exc:
             status = engine.status
-            detail = f": {status.error}" if status.error else ""
+            detail = f", {status.error}" if status.error else ""
+            log.warning("sync timed out: %s", engine.pending())
             raise SyncTimeout(
-                f"not in sync after {timeout:g} s ({status.state.value}{detail}); "
+                f"not in sync after {timeout:g} s ({engine.pending()}{detail}); "
                 f"{self.replica.outbox_count()} change(s) stay queued"
             ) from exc
 

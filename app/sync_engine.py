@@ -137,6 +137,20 @@ class SyncEngine:
             and not self._pushes
         )
 
+    def pending(self) -> str:
+        """What still stands between here and "in sync", in words (for error messages)."""
+        missing = set(self.replica.held_documents()) - self._synced
+        parts = [
+            f"connection {self.connection.status.state.value}"
+            if self.connection.status.state is not ConnectionState.ONLINE else "",
+            "" if self._directory_done else "directory not yet synced",
+            f"{len(missing)} customer(s) not yet synced" if missing else "",
+            f"{self.replica.outbox_count()} change(s) not yet acked"
+            if self.replica.outbox_count() else "",
+            f"{len(self._pushes)} sync push(es) not yet acked" if self._pushes else "",
+        ]
+        return "; ".join(p for p in parts if p) or "in sync"
+
     async def wait_in_sync(self, timeout: float) -> None:  # noqa: ASYNC109 (public API)
         """Wait until fully in sync; raises TimeoutError, or the connection's fatal error."""
         async with asyncio.timeout(timeout):

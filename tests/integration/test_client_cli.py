@@ -124,7 +124,10 @@ def test_login_sync_search_and_show_json(server: ServerHandle, profile: Any) -> 
     sam.sync()
     hits = sam.json("search", "lovel")
     assert [(h["id"], h["name"], h["city"]) for h in hits] == [(cid, "Ada Lovelace", "London")]
-    sam.hold(cid)
+    early = sam.run("show", cid, "--json")
+    assert early.returncode == 0 and "next 'liveedit client sync'" in early.stderr
+    assert json.loads(early.stdout)["name"] == "Ada Lovelace"
+    sam.sync()
     view = sam.json("show", cid)
     assert set(view) >= {"id", "name", "address", "notes", "tasks", "comments"}
     assert view["id"] == cid and view["name"] == "Ada Lovelace"

@@ -283,3 +283,30 @@ async def test_edit_survives_sigkill_right_after_it(server: ServerHandle,
         history = (await http.get(f"/customers/{cid}/history")).json()["items"]
     assert got["address"]["city"] == "Kill Nine" and got["name"] == "Before Crash"
     assert len(history) == 2  # delivered once: no duplicate change
+
+
+async def test_login_without_keyring_still_signs_in_for_the_session(
+    server: ServerHandle, tmp_path: Path,
+) -> None:
+    """With no OS keyring, login says so, stores no secret, and the session still syncs."""
+    import keyring
+    from keyring.backends import fail
+
+    from app.credentials import CredentialsUnavailable
+
+    keyring.set_keyring(fail.Keyring())  # type: ignore[no-untyped-call]
+    server.add_user("alex")
+    core = ClientCore.open(tmp_path / "nokeyring")
+    try:
+        with pytest.raises(CredentialsUnavailable, match="no OS keyring"):
+            await core.login(server.http_url, "alex", DEFAULT_PASSWORD)
+        assert core.username == "alex" and core.server_url == server.http_url
+        await core.create_customer({"name": "No Keyring"})
+        await core.sync(scaled(20))
+        assert core.outbox() == []
+        secret = core.authenticator()._refresh  # the token that must not reach the disk
+    finally:
+        await core.close()
+    assert secret
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "nokeyring").rglob("*") if p.is_file())
+    assert secret.encode() not in stored
