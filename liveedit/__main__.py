@@ -34,7 +34,7 @@ commands:
 #: face name -> (module, message printed when the module is not part of this build)
 _FACES: dict[str | None, tuple[str, str]] = {
     "server": ("sync.server.cli", "liveedit server: not built yet"),
-    "client": ("app.cli", "liveedit client: not built yet (see issue 'Client core')"),
+    "client": ("app.cli", "liveedit client: not built yet"),
     "demo": ("liveedit.demo", "liveedit demo: app not built yet"),
     None: ("ui.main", "liveedit: app not built yet"),
 }

@@ -162,15 +162,6 @@ def test_import_and_demo_data(db: Path, tmp_path: Path) -> None:
     assert (demo.returncode, demo.stdout.strip()) == (0, "imported 5 customers")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("app.cli") is not None,
-                    reason="the client face exists now")
-def test_missing_client_face_says_so() -> None:
-    """``liveedit client`` before the client exists prints a clear message and exits 2."""
-    result = liveedit("client", "status")
-    assert result.returncode == 2
-    assert result.stderr.strip() == "liveedit client: not built yet (see issue 'Client core')"
-
-
 def test_unknown_command_is_a_usage_error() -> None:
     """``liveedit frobnicate`` exits 2 naming the unknown command."""
     result = liveedit("frobnicate")
