@@ -66,6 +66,7 @@ from .errors import (
     ServerUnreachable,
     SyncTimeout,
 )
+from .notifications import describe
 from .replica import ReplicaError
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
@@ -532,10 +533,8 @@ async def _cmd_notifications(core: ClientCore, args: argparse.Namespace) -> int:
     if not items:
         _out("no notifications")
     for n in items:
-        data = _notification_json(n)
-        what = data.get("title") or ", ".join(data.get("fields") or ()) or ""
-        _out(f"{_when(data.get('time'))}  {data.get('actor', '')} {data.get('kind', '')} "
-             f"{_customer_of(str(data.get('doc_id', '')))}  {what}".rstrip())
+        prefix = "while you were offline: " if getattr(n, "offline", False) else ""
+        _out(f"{_when(n.time)}  {prefix}{describe(n)}")
     return EXIT_OK
 
 

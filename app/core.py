@@ -243,6 +243,13 @@ class ClientCore:
             return {}
         return dict(self.engine.presence.get(customer_doc_id(customer_id), {}))
 
+    async def set_presence(self, customer_id: str, state: Mapping[str, Any] | None) -> None:
+        """Tell the other reps on this customer what this rep is doing (best effort:
+        presence is not queued while offline). ``None``: this rep left the customer."""
+        cid = _check_customer_id(customer_id)
+        if self.engine is not None:
+            await self.engine.set_presence(customer_doc_id(cid), state)
+
     # --- editing (local first) ---------------------------------------------------------------
 
     async def _edit(self, customer_id: str, fn: Callable[[Doc[Any]], object],

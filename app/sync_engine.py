@@ -14,8 +14,8 @@ send our state vector of each held document (SyncStep1), and send every outbox e
 - directory pages and live entries → the replica (the cursor is stored per page);
 - notifications live and replayed ("while you were offline") → the replica.
 
-"In sync" means: online, the directory pass finished, every held document answered its
-SyncStep2, the outbox is empty and no push awaits its ack.
+"In sync" means: online, the directory pass and the notification replay finished, every
+held document answered its SyncStep2, the outbox is empty and no push awaits its ack.
 """
 
 from __future__ import annotations
@@ -100,6 +100,7 @@ class SyncEngine:
         self._sent: set[int] = set()  # outbox refs sent on the current connection
         self._tasks: set[asyncio.Task[None]] = set()
         self._directory_done = False
+        self._notifications_done = False
         self._changed = asyncio.Event()
         self.welcome: Welcome | None = None
 
@@ -132,6 +133,7 @@ class SyncEngine:
         return (
             self.connection.status.state is ConnectionState.ONLINE
             and self._directory_done
+            and self._notifications_done
             and set(self.replica.held_documents()) <= self._synced
             and self.replica.outbox_count() == 0
             and not self._pushes
@@ -144,6 +146,7 @@ class SyncEngine:
             f"connection {self.connection.status.state.value}"
             if self.connection.status.state is not ConnectionState.ONLINE else "",
             "" if self._directory_done else "directory not yet synced",
+            "" if self._notifications_done else "notifications not yet replayed",
             f"{len(missing)} customer(s) not yet synced" if missing else "",
             f"{self.replica.outbox_count()} change(s) not yet acked"
             if self.replica.outbox_count() else "",
@@ -169,6 +172,7 @@ class SyncEngine:
         self._resend.clear()
         self._sent.clear()
         self._directory_done = False
+        self._notifications_done = False
         self.presence.clear()
         held = self.replica.held_documents()
         if held:
@@ -259,6 +263,8 @@ class SyncEngine:
             self.bus.emit(NotificationsArrived(message.items, offline=True))
         if message.more:
             await self.connection.send(ReadNotifications(message.latest))
+        else:
+            self._notifications_done = True
 
     def _advance_notifications(self, seq: int) -> None:
         current = int(self.replica.get_setting("notification_seq") or 0)

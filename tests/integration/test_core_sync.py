@@ -310,3 +310,20 @@ async def test_login_without_keyring_still_signs_in_for_the_session(
     assert secret
     stored = b"".join(p.read_bytes() for p in (tmp_path / "nokeyring").rglob("*") if p.is_file())
     assert secret.encode() not in stored
+
+
+async def test_presence_and_offline_notifications(make_core: CoreFactory) -> None:
+    """Presence of another rep is observable; changes made while away arrive as offline
+    notifications that read as a sentence."""
+    from app.notifications import describe
+
+    a, b = await make_core("alex"), await make_core("sam")
+    cid = await shared_customer(a, b)
+    await a.set_presence(cid, {"field": "city"})
+    await eventually(lambda: [u for u, _ in b.presence(cid).values()] == ["alex"])
+    await b.disconnect()
+    await a.set_fields(cid, {"city": "Seattle"})
+    await synced(a)
+    await synced(b)
+    offline = [n for n in b.notifications() if n.offline]
+    assert "alex changed City on John Smith" in [describe(n) for n in offline]
