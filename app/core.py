@@ -253,16 +253,37 @@ class ClientCore:
     # --- editing (local first) ---------------------------------------------------------------
 
     async def _edit(self, customer_id: str, fn: Callable[[Doc[Any]], object],
-                    summary: str = "") -> LocalChange | None:
+                    summary: str = "", *, group: bool = False) -> LocalChange | None:
         try:
-            change = self.docs.edit(customer_id, fn, summary)
+            change = self.docs.edit(customer_id, fn, summary, group=group)
         except InvalidFieldValue as exc:
             raise InvalidEdit(str(exc)) from exc
+        return await self._send(change)
+
+    async def _send(self, change: LocalChange | None) -> LocalChange | None:
         if change is not None and self.engine is not None:
-            doc_id = customer_doc_id(customer_id)
+            doc_id = customer_doc_id(change.customer_id)
             await self.engine.hold(doc_id)
             await self.engine.send_update(doc_id, change.ref, change.update)
         return change
+
+    async def undo(self, customer_id: str) -> bool:
+        """Undo this rep's last edit of the customer (others' edits are untouched)."""
+        cid = self._known(customer_id)
+        return await self._send(self.docs.undo(cid)) is not None
+
+    async def redo(self, customer_id: str) -> bool:
+        """Redo the last undone edit of the customer."""
+        cid = self._known(customer_id)
+        return await self._send(self.docs.redo(cid)) is not None
+
+    def can_undo(self, customer_id: str) -> bool:
+        """True when this rep has an edit of the customer to undo."""
+        return self.docs.can_undo(_check_customer_id(customer_id))
+
+    def can_redo(self, customer_id: str) -> bool:
+        """True when there is an undone edit of the customer to redo."""
+        return self.docs.can_redo(_check_customer_id(customer_id))
 
     async def open_customer(self, customer_id: str) -> CustomerView:
         """Hold a customer offline and keep it in sync; returns what is known now."""
@@ -305,7 +326,7 @@ class ClientCore:
                                                  "characters")
             notes.insert(max(0, min(index, len(str(notes)))), text)
 
-        await self._edit(cid, insert, "notes")
+        await self._edit(cid, insert, "notes", group=True)
 
     async def notes_append(self, customer_id: str, text: str) -> None:
         """Append text to the case notes."""
@@ -322,7 +343,7 @@ class ClientCore:
             if 0 <= index < end:
                 del notes[index:end]
 
-        await self._edit(cid, delete, "notes")
+        await self._edit(cid, delete, "notes", group=True)
 
     async def add_task(self, customer_id: str, title: str) -> str:
         """Add a follow-up task; returns its id."""

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from pycrdt import Doc
+from pycrdt import Doc, UndoManager
 
 from sync.protocol import document
 from sync.protocol.messages import customer_doc_id, customer_id_of
@@ -31,9 +31,14 @@ from sync.protocol.messages import customer_doc_id, customer_id_of
 from .events import ConflictRecorded, DocumentChanged, EventBus, Origin, OutboxChanged
 from .replica import Replica
 
-__all__ = ["DocumentSet", "LocalChange"]
+__all__ = ["LOCAL_ORIGIN", "DocumentSet", "LocalChange"]
 
 log = logging.getLogger(__name__)
+
+#: Transaction origin of this client's own edits (what undo tracks).
+LOCAL_ORIGIN = "local"
+#: Edits closer together than this undo as one step (typing a word, not a letter).
+UNDO_GROUP_MS = 600
 
 
 
@@ -57,9 +62,24 @@ class _Tracked:
     fields: dict[str, dict[str, Any]] = field(default_factory=dict)
     roots: set[str] = field(default_factory=set)
     subscriptions: list[Any] = field(default_factory=list)
+    undo: UndoManager = field(init=False)
+    _clock_skip: int = 0
+
+    def _undo_clock(self) -> int:
+        return int(time.monotonic() * 1000) + self._clock_skip
+
+    def new_undo_step(self) -> None:
+        """Make the next edit its own undo step (pycrdt groups edits by time only)."""
+        self._clock_skip += UNDO_GROUP_MS + 1
 
     def __post_init__(self) -> None:
         r = document.roots(self.doc)
+        # Undo/redo of this rep's own edits only: the manager tracks "local" transactions;
+        # remote changes (no origin) are never on its stacks (DESIGN: undo is per rep).
+        self.undo = UndoManager(scopes=[r.fields, r.notes, r.tasks, r.meta, r.stamps],
+                                capture_timeout_millis=UNDO_GROUP_MS,
+                                timestamp=self._undo_clock)
+        self.undo.include_origin(LOCAL_ORIGIN)
         # pycrdt drops an observer whose Subscription is garbage-collected: keep them.
         self.subscriptions = [
             self.doc.observe(lambda event: self.updates.append(event.update)),
@@ -113,16 +133,50 @@ class DocumentSet:
         return self.replica.load_document(customer_doc_id(customer_id)) is not None
 
     def edit(self, customer_id: str, fn: Callable[[Doc[Any]], object],
-             summary: str = "") -> LocalChange | None:
+             summary: str = "", *, group: bool = False) -> LocalChange | None:
         """Apply a local edit durably (see the module docstring); None if nothing changed.
 
         ``fn`` may raise (e.g. InvalidFieldValue) before writing: then nothing changes.
+        ``group``: may join the previous edit's undo step (typing); else its own step.
         """
+        if not group:
+            self._tracked(customer_id).new_undo_step()
+
+        def run(doc: Doc[Any]) -> None:
+            with doc.transaction(origin=LOCAL_ORIGIN):
+                fn(doc)
+
+        return self._local(customer_id, run, summary)
+
+    def undo(self, customer_id: str) -> LocalChange | None:
+        """Undo this rep's last edit of the customer (never another rep's); None if there
+        is nothing to undo. Stored and sent like any edit."""
+        tracked = self._tracked(customer_id)
+        if not tracked.undo.can_undo():
+            return None
+        return self._local(customer_id, lambda _doc: tracked.undo.undo(), "undo")
+
+    def redo(self, customer_id: str) -> LocalChange | None:
+        """Redo what undo() took back; None if there is nothing to redo."""
+        tracked = self._tracked(customer_id)
+        if not tracked.undo.can_redo():
+            return None
+        return self._local(customer_id, lambda _doc: tracked.undo.redo(), "redo")
+
+    def can_undo(self, customer_id: str) -> bool:
+        """True when this rep has an edit of the customer to undo."""
+        return self._tracked(customer_id).undo.can_undo()
+
+    def can_redo(self, customer_id: str) -> bool:
+        """True when there is an undone edit to redo."""
+        return self._tracked(customer_id).undo.can_redo()
+
+    def _local(self, customer_id: str, run: Callable[[Doc[Any]], object],
+               summary: str) -> LocalChange | None:
         tracked = self._tracked(customer_id)
         doc = tracked.doc
         with tracked.tracking():
-            with doc.transaction(origin="local"):
-                fn(doc)
+            run(doc)
             if not tracked.updates:
                 return None
             update = _one(tracked.updates)
@@ -130,20 +184,22 @@ class DocumentSet:
             roots = frozenset(tracked.roots)
         doc_id = customer_doc_id(customer_id)
         fields = frozenset(written)
+        me = self._author()
         with self.replica.transaction():
             self.replica.save_document(doc_id, doc.get_update(), held=True)
             ref = self.replica.add_outbox(doc_id, update, summary or _summary(fields, roots))
+            values = document.read_fields(doc)
             for name in fields:
                 stamp = document.read_stamp(doc, name)
-                if stamp is not None:
-                    value = document.read_fields(doc).get(name)
-                    self.replica.set_field_version(doc_id, name, stamp.version, value)
+                if stamp is not None and stamp.author == me:
+                    self.replica.set_field_version(doc_id, name, stamp.version, values.get(name))
+                else:  # undo brought back someone else's value: it is not ours to defend
+                    self.replica.clear_field_version(doc_id, name)
             if fields or "meta" in roots:
-                self.replica.upsert_local_directory(
-                    customer_id, document.read_fields(doc), document.is_deleted(doc)
-                )
-        self.bus.emit(DocumentChanged(customer_id, fields, roots, Origin.LOCAL,
-                                      self._author(), time.time()))
+                self.replica.upsert_local_directory(customer_id, values,
+                                                    document.is_deleted(doc))
+        self.bus.emit(DocumentChanged(customer_id, fields, roots, Origin.LOCAL, me,
+                                      time.time()))
         self.bus.emit(OutboxChanged(self.replica.outbox_count()))
         return LocalChange(ref, customer_id, update, fields, roots)
 

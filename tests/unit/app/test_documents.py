@@ -140,3 +140,23 @@ def test_duplicate_remote_update_changes_nothing(peers: tuple[Peer, Peer]) -> No
     update = a.set(city="Austin")
     assert b.docs.apply_remote(DOC, update, author="alex") is True
     assert b.docs.apply_remote(DOC, update, author="alex") is False
+
+
+def test_undo_takes_back_only_my_edits(peers: tuple[Peer, Peer]) -> None:
+    """Undo reverts this rep's edit, keeps another rep's change, and redo brings it back."""
+    a, b = peers
+    a.receive(b.set(zip="02110"), "sam")
+    a.set(city="Paris")
+    assert a.docs.undo(CID) is not None
+    assert a.value("city") == "Boston" and a.value("zip") == "02110"
+    assert a.docs.redo(CID) is not None
+    assert a.value("city") == "Paris"
+    for entry in a.replica.outbox():
+        b.receive(entry.update, "alex")
+    assert b.value("city") == "Paris" and b.value("zip") == "02110"
+
+
+def test_undo_with_nothing_to_undo_changes_nothing(tmp_path: Path) -> None:
+    """Undo on a customer this rep never edited queues nothing."""
+    a = Peer(tmp_path, "alex")
+    assert a.docs.undo(CID) is None and a.replica.outbox() == []

@@ -1,0 +1,58 @@
+"""UI test harness: pytest-qt offscreen, with the asyncio network on a qasync loop.
+
+A UI test is a plain function taking ``ui_loop``; it runs its async body with
+``ui_loop.run(body())``. Inside, Qt events and asyncio callbacks run on the same loop, so
+waiting is ``await eventually(condition)`` (never ``qtbot.wait``, which would nest event
+loops). The real server fixtures come from the integration tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+import qasync  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from tests.integration.conftest import (  # noqa: E402, F401 - fixtures
+    _memory_keyring,
+    server,
+    server_factory,
+)
+
+T = TypeVar("T")
+
+
+class UiLoop:
+    """A qasync event loop bound to the test's QApplication."""
+
+    def __init__(self, app: QApplication) -> None:
+        self.loop = qasync.QEventLoop(app)
+        asyncio.set_event_loop(self.loop)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+        """Run an async test body to completion (with a timeout)."""
+        return self.loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+    def close(self) -> None:
+        """Cancel what is left and close the loop."""
+        pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.close()
+        asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def ui_loop(qapp: QApplication) -> Iterator[UiLoop]:
+    """A qasync loop for this test."""
+    loop = UiLoop(qapp)
+    yield loop
+    loop.close()
