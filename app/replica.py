@@ -63,6 +63,8 @@ _DIRECTORY_FIELDS = ("name", "email", "phone", "city", "state", "zip")
 _DIRECTORY_COLUMNS = ("customer_id", *_DIRECTORY_FIELDS, "updated_at", "deleted", "cursor")
 _SELECT_DIRECTORY = f"SELECT {', '.join(_DIRECTORY_COLUMNS)} FROM directory"  # noqa: S608
 _ORDER_BY_NAME = " ORDER BY name COLLATE NOCASE, customer_id"
+#: Columns :meth:`Replica.search` can order by (interpolated into SQL only from here).
+_SORTABLE = ("name", *_DIRECTORY_FIELDS[1:], "updated_at")
 _LIVE = (0, schema.DELETED_BIT)
 _ALL_ROWS = (0, 2**63 - 1)
 
@@ -166,6 +168,22 @@ class Replica:
                 if not name and conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise ReplicaError(f"could not write the local replica: {exc}") from exc
+
+    @contextmanager
+    def cache_transaction(self) -> Iterator[None]:
+        """A transaction for data the server can always send again (the directory): its
+        commit skips the fsync (WAL + ``synchronous=NORMAL``), so it survives a crash of
+        the app but not necessarily of the OS. Local edits never use it."""
+        with self._lock:
+            if self._depth:
+                raise ReplicaError("cache_transaction() cannot nest in another transaction")
+            conn = self._conn()
+            conn.execute("PRAGMA synchronous = NORMAL")
+            try:
+                with self.transaction():
+                    yield
+            finally:
+                conn.execute("PRAGMA synchronous = FULL")
 
     def _database(self) -> sqlite_utils.Database:
         if self._db is None:
@@ -337,8 +355,9 @@ class Replica:
                 cursor=None,
             )
 
-    def search(
-        self, query: str, limit: int = 50, offset: int = 0, include_deleted: bool = False
+    def search(  # noqa: PLR0917 (positional query/limit/offset are the public shape)
+        self, query: str, limit: int = 50, offset: int = 0, include_deleted: bool = False,
+        order_by: str = "name", descending: bool = False,
     ) -> list[DirectoryRow]:
         """Customers matching every word of ``query`` as a prefix (name, email, phone,
         city, zip), ordered by name (case-insensitive); an empty query lists all by name.
@@ -346,9 +365,18 @@ class Replica:
         Not ranked (bm25 costs ~10x on a common term). FTS5 yields matches in sort_key
         order, which is name-group order (:mod:`app.replica_schema`), so only the first
         ``offset + limit`` matches plus the rest of the last group are read and sorted.
+
+        ``order_by`` another directory column (``email``, ``phone``, ``city``, ``state``,
+        ``zip``, ``updated_at``) or ``descending``: every match is sorted (case-insensitive,
+        empty values last, then by name), which costs a scan of the matches.
         """
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
+        if order_by not in _SORTABLE:
+            raise ValueError(f"cannot order by {order_by!r}; use one of {', '.join(_SORTABLE)}")
+        if order_by != "name" or descending:
+            return self._search_sorted(query, limit, offset, include_deleted,
+                                       order_by, descending)
         match = fts_query(query)
         with self._reading() as conn:
             if match is None:
@@ -367,6 +395,31 @@ class Replica:
                 f"{_ORDER_BY_NAME} LIMIT ? OFFSET ?",
                 (json.dumps(keys), limit, offset),
             ).fetchall()
+        return [_directory_row(r) for r in rows]
+
+    def _search_sorted(  # noqa: PLR0917
+        self, query: str, limit: int, offset: int, include_deleted: bool, order_by: str,
+        descending: bool,
+    ) -> list[DirectoryRow]:
+        """:meth:`search` ordered by any sortable column (see there)."""
+        match = fts_query(query)
+        lo, hi = _ALL_ROWS if include_deleted else _LIVE
+        direction = "DESC" if descending else "ASC"
+        collate = "" if order_by == "updated_at" else " COLLATE NOCASE"
+        order = (f" ORDER BY ({order_by} IS NULL OR {order_by} = ''), "
+                 f"{order_by}{collate} {direction}, name COLLATE NOCASE {direction}, "
+                 "customer_id")
+        if match is None:
+            sql = (f"{_SELECT_DIRECTORY} WHERE sort_key >= ? AND sort_key < ?"
+                   f"{order} LIMIT ? OFFSET ?")
+            args: tuple[Any, ...] = (lo, hi, limit, offset)
+        else:
+            sql = (f"{_SELECT_DIRECTORY} WHERE sort_key IN (SELECT rowid FROM directory_fts "  # noqa: S608
+                   "WHERE directory_fts MATCH ? AND rowid >= ? AND rowid < ?)"
+                   f"{order} LIMIT ? OFFSET ?")
+            args = (match, lo, hi, limit, offset)
+        with self._reading() as conn:
+            rows = conn.execute(sql, args).fetchall()
         return [_directory_row(r) for r in rows]
 
     def count(self, query: str, include_deleted: bool = False) -> int:

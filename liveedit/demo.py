@@ -1,29 +1,29 @@
-"""``liveedit demo``: the bundled server with fresh demo data, then the app.
+"""``liveedit demo``: the bundled server with fresh demo data, and two reps side by side.
 
 Creates a new database of realistic demo customers (``--customers N``, 2,000 by default)
-and the two demo rep accounts, starts the reference server on a free loopback port, and
-opens the desktop app signed in as both reps. Until the desktop app is built, it runs the
-server alone and says how to reach it. ``--exit-after S`` stops after S seconds (tests);
-Ctrl+C stops it any time.
+and two demo rep accounts, starts the reference server on a free loopback port (a child
+process), and opens two desktop windows side by side signed in as the two reps, so a
+newcomer sees a live edit, presence and a conflict within a minute. ``--offscreen`` runs
+with no display and ``--exit-after S`` quits after S seconds (tests); closing both windows
+or Ctrl+C stops everything.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
-import signal
+import os
+import re
+import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 from sync.server.auth import AuthService, Role
-from sync.server.config import ServerConfig
 from sync.server.demo_data import DEMO_REPS, generate_customers
 from sync.server.importer import import_customers
 
-__all__ = ["main"]
+__all__ = ["main", "start_server"]
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +32,48 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liveedit demo", description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=2000, metavar="N",
                         help="how many demo customers (2000)")
-    parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     parser.add_argument("--data-dir", type=Path, metavar="DIR",
-                        help="where the demo database goes (default: a new temp folder)")
-    parser.add_argument("--offscreen", action="store_true", help="no window (for tests)")
+                        help="where the demo's files go (default: a new temp folder)")
+    parser.add_argument("--offscreen", action="store_true", help="no display (for tests)")
     parser.add_argument("--exit-after", type=float, metavar="S",
-                        help="stop after S seconds (for tests)")
+                        help="quit after S seconds (for tests)")
+    parser.add_argument("--screenshot", type=Path, metavar="PNG",
+                        help="save a picture of both windows just before quitting")
     return parser
+
+
+def _liveedit_command() -> list[str]:
+    """How to run this program again as a child (frozen builds are their own command)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable]
+    return [sys.executable, "-m", "liveedit"]
+
+
+def start_server(db_path: Path) -> tuple[subprocess.Popen[str], str]:
+    """Start ``liveedit server serve`` on a free loopback port; returns (process, URL)."""
+    process = subprocess.Popen(  # noqa: S603 - our own program, fixed arguments
+        [*_liveedit_command(), "server", "serve", "--db", str(db_path), "--port", "0",
+         "--log-level", "warning"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = re.search(r"listening on (\S+)", line)
+    if match is None:
+        process.kill()
+        raise RuntimeError(f"the demo server did not start: {line.strip() or 'no output'}")
+    return process, match.group(1)
+
+
+def prepare(folder: Path, customers: int) -> Path:
+    """A fresh server database with demo customers and the demo reps."""
+    db_path = folder / "demo-server.db"
+    print(f"creating {customers:,} demo customers in {db_path} …", flush=True)
+    import_customers(db_path, generate_customers(customers))
+    with AuthService(db_path) as auth:
+        for username, password in DEMO_REPS:
+            auth.add_user(username, password, Role.REP)
+    return db_path
 
 
 def main(argv: list[str]) -> int:
@@ -49,31 +84,27 @@ def main(argv: list[str]) -> int:
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     folder = args.data_dir or Path(tempfile.mkdtemp(prefix="liveedit-demo-"))
-    db_path = folder / "demo-server.db"
-    if db_path.exists():
-        print(f"liveedit demo: error: {db_path} exists; pick an empty --data-dir",
+    if (folder / "demo-server.db").exists():
+        print(f"liveedit demo: error: {folder} already holds a demo; pick an empty --data-dir",
               file=sys.stderr)
         return 2
-    print(f"creating {args.customers:,} demo customers in {db_path} …", flush=True)
-    import_customers(db_path, generate_customers(args.customers))
-    with AuthService(db_path) as auth:
-        for username, password in DEMO_REPS:
-            auth.add_user(username, password, Role.REP)
-    if args.exit_after is not None:
-        timer = threading.Timer(args.exit_after, lambda: signal.raise_signal(signal.SIGINT))
-        timer.daemon = True
-        timer.start()
+    if args.offscreen:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    db_path = prepare(folder, args.customers)
+    server, url = start_server(db_path)
+    print(f"demo server listening on {url}", flush=True)
+    print("demo reps (user / password): "
+          + ", ".join(f"{u} / {p}" for u, p in DEMO_REPS), flush=True)
+    try:
+        from ui.demo_windows import run_demo_windows
 
-    def ready(url: str) -> None:
-        print(f"listening on {url}", flush=True)
-        reps = ", ".join(f"{u} / {p}" for u, p in DEMO_REPS)
-        print(f"demo reps (user / password): {reps}", flush=True)
-        if importlib.util.find_spec("ui") is None or importlib.util.find_spec(
-            "ui.main"
-        ) is None:
-            print("app not built yet: the server runs alone; try "
-                  f"curl -s {url}/healthz, or Ctrl+C to stop", flush=True)
+        return run_demo_windows(url, folder, DEMO_REPS, exit_after=args.exit_after,
+                                screenshot=args.screenshot)
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
-    from sync.server.app import serve
 
-    return serve(ServerConfig(db_path=db_path, port=args.port), ready)

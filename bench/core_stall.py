@@ -1,0 +1,118 @@
+"""Benchmark: the worst stall of the client's event loop while a big sync runs.
+
+The desktop app runs the client core on the Qt thread (qasync), so a stall of this loop is a
+frozen window. A probe task wakes every 5 ms and records how late it woke; the figure is the
+worst lateness (and p99) while:
+
+1. a first directory sync of ``--customers`` customers (default 100,000) runs, and
+2. a backlog of ``--backlog`` updates (default 10,000, made by another rep while this one
+   was away) syncs on a held customer.
+
+Real server (child process, temp SQLite), real sockets. Prints figures; never asserts.
+Usage: .venv/bin/python bench/core_stall.py [--customers 100000] [--backlog 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.core import ClientCore  # noqa: E402
+from liveedit.demo import start_server  # noqa: E402
+from sync.server.auth import AuthService, Role  # noqa: E402
+from sync.server.demo_data import generate_customers  # noqa: E402
+from sync.server.importer import import_customers  # noqa: E402
+from tests.memory_keyring import memory_keyring  # noqa: E402
+
+PASSWORD = "bench password 1"
+
+
+class StallProbe:
+    """Measures how late the event loop runs a 5 ms timer."""
+
+    def __init__(self) -> None:
+        self.lateness: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            start = time.perf_counter()
+            await asyncio.sleep(0.005)
+            self.lateness.append(time.perf_counter() - start - 0.005)
+
+    def __enter__(self) -> StallProbe:
+        self.lateness.clear()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+    def report(self, label: str, seconds: float) -> None:
+        """Print the worst stall and p99 for this phase."""
+        values = sorted(self.lateness) or [0.0]
+        p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+        print(f"{label}: took {seconds:.1f} s; worst loop stall {values[-1] * 1000:.0f} ms, "
+              f"p99 {p99 * 1000:.1f} ms, median {statistics.median(values) * 1000:.1f} ms")
+
+
+async def run(args: argparse.Namespace, folder: Path) -> None:
+    """Both phases against one server."""
+    db = folder / "server.db"
+    print(f"preparing {args.customers:,} customers …", flush=True)
+    import_customers(db, generate_customers(args.customers))
+    with AuthService(db) as auth:
+        auth.add_user("reader", PASSWORD, Role.REP)
+        auth.add_user("writer", PASSWORD, Role.REP)
+    server, url = start_server(db)
+    try:
+        reader = ClientCore.open(folder / "reader")
+        await reader.login(url, "reader", PASSWORD, remember=False)
+        started = time.perf_counter()
+        with StallProbe() as probe:
+            await reader.sync(600)
+        probe.report(f"first directory sync of {args.customers:,} customers",
+                     time.perf_counter() - started)
+
+        writer = ClientCore.open(folder / "writer")
+        await writer.login(url, "writer", PASSWORD, remember=False)
+        cid = await writer.create_customer({"name": "Backlog Customer"})
+        await writer.sync(60)
+        await reader.open_customer(cid)
+        await reader.sync(60)
+        await reader.disconnect()
+        for i in range(args.backlog):
+            await writer.notes_insert(cid, 0, f"{i % 10}")
+        await writer.sync(600)
+        started = time.perf_counter()
+        with StallProbe() as probe:
+            await reader.sync(600)
+        probe.report(f"backlog of {args.backlog:,} updates", time.perf_counter() - started)
+        await writer.close()
+        await reader.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def main() -> None:
+    """Parse arguments and run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--backlog", type=int, default=10_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, memory_keyring():
+        asyncio.run(run(args, Path(tmp)))
+
+
+if __name__ == "__main__":
+    main()

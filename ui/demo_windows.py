@@ -1,0 +1,106 @@
+"""The demo's two windows: two reps signed in side by side on the same customer.
+
+Used by ``liveedit demo`` (liveedit/demo.py starts the server and calls
+:func:`run_demo_windows`). Demo sign-ins are not remembered (nothing goes to the keyring),
+and each window keeps its layout in the demo folder, not in the rep's own settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import qasync
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtGui import QGuiApplication, QImage, QPainter
+from PySide6.QtWidgets import QApplication, QWidget
+
+from app.core import ClientCore
+
+__all__ = ["run_demo_windows"]
+
+log = logging.getLogger(__name__)
+
+
+async def _open_window(url: str, folder: Path, user: str, password: str) -> tuple[
+    ClientCore, QWidget
+]:
+    from ui.bridge import CoreBridge
+    from ui.main_window import MainWindow
+
+    core = ClientCore.open(folder / f"profile-{user}")
+    await core.login(url, user, password, remember=False)
+    await core.connect()
+    settings = QSettings(str(folder / f"window-{user}.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(core, CoreBridge(core), settings=settings)
+    return core, window
+
+
+def _place_side_by_side(windows: Sequence[QWidget]) -> None:
+    screen = QGuiApplication.primaryScreen()
+    area = screen.availableGeometry() if screen is not None else None
+    width = max(900, (area.width() if area else 1800) // len(windows))
+    height = max(650, int(area.height() * 0.85) if area else 900)
+    for index, window in enumerate(windows):
+        window.resize(width, height)
+        window.move((area.x() if area else 0) + index * width, area.y() if area else 0)
+        window.show()
+
+
+def _save_picture(windows: Sequence[QWidget], path: Path) -> None:
+    """Both windows side by side in one PNG (works offscreen too)."""
+    shots = [w.grab().toImage() for w in windows]
+    image = QImage(sum(s.width() for s in shots), max(s.height() for s in shots),
+                   QImage.Format.Format_ARGB32)
+    image.fill(0xFF202020)
+    painter = QPainter(image)
+    x = 0
+    for shot in shots:
+        painter.drawImage(x, 0, shot)
+        x += shot.width()
+    painter.end()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(str(path))
+
+
+def run_demo_windows(url: str, folder: Path, reps: Sequence[tuple[str, str]], *,
+                     exit_after: float | None = None, screenshot: Path | None = None) -> int:
+    """Open one window per rep against the demo server; returns when all are closed."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setStyle("Fusion")
+    app.setApplicationName("Live Edit")
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    cores: list[ClientCore] = []
+    windows: list[QWidget] = []
+
+    async def start() -> None:
+        for user, password in reps:
+            core, window = await _open_window(url, folder, user, password)
+            cores.append(core)
+            windows.append(window)
+        _place_side_by_side(windows)
+        first = next(iter(cores[0].search("", limit=1)), None)
+        if first is not None:
+            for window in windows:
+                window.show_customer(first.customer_id)  # type: ignore[attr-defined]
+
+    def finish() -> None:
+        if screenshot is not None and windows:
+            _save_picture(windows, screenshot)
+        app.quit()
+
+    closed = asyncio.Event()
+    app.aboutToQuit.connect(closed.set)
+    with loop:
+        loop.run_until_complete(start())
+        if exit_after is not None:
+            QTimer.singleShot(int(exit_after * 1000), finish)
+        loop.run_until_complete(closed.wait())
+        for core in cores:
+            loop.run_until_complete(core.close())
+    return 0

@@ -1,0 +1,223 @@
+"""One field of the customer form: its editor, an inline error, and who else is on it.
+
+A :class:`FieldEditor` knows the value the core last gave it (``base``) and whether the rep
+has typed something else since (``dirty``). It commits on ``editingFinished`` (or when a
+tier is picked) by emitting ``commitRequested``. A value from somebody else replaces the
+text unless the rep is typing in this very field; then the rep's text stays, and a note
+under the field says what changed underneath (Esc takes their value). A remote change
+is highlighted for ~1.5 s with a palette-derived colour that fades out.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from PySide6.QtCore import QEasingCurve, QEvent, QObject, Qt, QVariantAnimation, Signal
+from PySide6.QtGui import QColor, QKeyEvent, QPalette
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
+
+from ui.colors import changed_color, presence_color
+
+__all__ = ["HIGHLIGHT_MS", "FieldEditor"]
+
+HIGHLIGHT_MS = 1500
+_WARNING = QColor(200, 60, 40)
+_WARNING_DARK = QColor(255, 140, 120)
+
+
+def _quote(value: str | None) -> str:
+    return f"“{value}”" if value else "empty"
+
+
+def names_phrase(names: list[str]) -> str:
+    """ "Sam", "Sam and Alex", "Sam, Alex and Kim"."""
+    if len(names) <= 1:
+        return "".join(names)
+    return f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+class FieldEditor(QWidget):
+    """Editor + hint lines for one customer field."""
+
+    commitRequested = Signal(str, object)
+    focused = Signal(str, int)
+
+    def __init__(self, name: str, label: str, choices: tuple[str, ...] | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.name = name
+        self.label = label
+        self.base: str | None = None
+        self._underneath: str | None = None
+        self.editor: QLineEdit | QComboBox
+        if choices is None:
+            line = QLineEdit(self)
+            line.editingFinished.connect(self._finish)
+            line.setClearButtonEnabled(False)
+            self.editor = line
+        else:
+            combo = QComboBox(self)
+            combo.addItem("—", None)
+            for choice in choices:
+                combo.addItem(choice.capitalize(), choice)
+            combo.activated.connect(self._picked)
+            self.editor = combo
+        self.editor.setAccessibleName(label)
+        self.editor.installEventFilter(self)
+        self.error = QLabel(self)
+        self.note = QLabel(self)
+        self._animation = QVariantAnimation(self, duration=HIGHLIGHT_MS)
+        self._animation.setEasingCurve(QEasingCurve.Type.InQuad)
+        self._animation.valueChanged.connect(self._paint_background)
+        self._animation.finished.connect(lambda: self.editor.setPalette(QPalette()))
+        self._build()
+
+    def _build(self) -> None:
+        for hint in (self.error, self.note):
+            hint.setWordWrap(True)
+            hint.hide()
+            font = hint.font()
+            font.setPointSizeF(font.pointSizeF() * 0.9)
+            hint.setFont(font)
+        dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
+        self.error.setStyleSheet(f"color: {(_WARNING_DARK if dark else _WARNING).name()}")
+        hints = QHBoxLayout()
+        hints.setContentsMargins(2, 0, 0, 0)
+        hints.addWidget(self.error, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self.editor)
+        layout.addLayout(hints)
+        layout.addWidget(self.note)
+
+    # --- values --------------------------------------------------------------------------
+
+    def text(self) -> str:
+        """What the editor shows now."""
+        if isinstance(self.editor, QComboBox):
+            return str(self.editor.currentData() or "")
+        return self.editor.text()
+
+    def value(self) -> str | None:
+        """The editor's value as the core would store it (empty → None)."""
+        return self.text().strip() or None
+
+    def dirty(self) -> bool:
+        """True when the rep typed something that is not committed yet."""
+        return isinstance(self.editor, QLineEdit) and self.value() != self.base
+
+    def typing(self) -> bool:
+        """True when the rep is in this field with uncommitted text."""
+        return self.editor.hasFocus() and self.dirty()
+
+    def set_value(self, value: str | None) -> None:
+        """Show a value from the core (keeps the cursor if the rep is in the field)."""
+        self.base = value
+        self._underneath = None
+        self.note.hide()
+        if isinstance(self.editor, QComboBox):
+            index = self.editor.findData(value)
+            self.editor.setCurrentIndex(max(index, 0))
+            return
+        if self.editor.text() != (value or ""):
+            position = self.editor.cursorPosition()
+            self.editor.setText(value or "")
+            self.editor.setCursorPosition(min(position, len(value or "")))
+
+    def changed_remotely(self, value: str | None, author: str, when: float) -> None:
+        """Somebody else set this field: show it (or keep the rep's typing), highlight it,
+        and say who did it in the tooltip."""
+        if self.typing():
+            self.base = value
+            self._underneath = value
+            self.note.setText(f"{author or 'Someone'} changed this to {_quote(value)} while "
+                              "you were typing. Enter keeps yours, Esc takes theirs.")
+            self.note.setStyleSheet("")
+            self.note.show()
+        else:
+            self.set_value(value)
+        self.editor.setToolTip(f"Changed by {author or 'someone'} at "
+                               f"{time.strftime('%H:%M', time.localtime(when))}")
+        self.highlight()
+
+    def changed_underneath(self) -> bool:
+        """True while the rep's text is kept over a value somebody else set."""
+        return self._underneath is not None
+
+    # --- feedback ------------------------------------------------------------------------
+
+    def highlight(self) -> None:
+        """Flash a soft background that fades out over ~1.5 s."""
+        start = changed_color(self.palette())
+        end = self.palette().color(QPalette.ColorRole.Base)
+        self._animation.stop()
+        self._animation.setKeyValueAt(0.0, start)
+        self._animation.setKeyValueAt(0.45, start)
+        self._animation.setKeyValueAt(1.0, end)
+        self._animation.start()
+
+    def highlighted(self) -> bool:
+        """True while the change highlight is showing."""
+        return self._animation.state() == QVariantAnimation.State.Running
+
+    def _paint_background(self, color: Any) -> None:
+        palette = self.editor.palette()
+        palette.setColor(QPalette.ColorRole.Base, color)
+        palette.setColor(QPalette.ColorRole.Button, color)
+        self.editor.setPalette(palette)
+
+    def show_error(self, message: str | None) -> None:
+        """A plain-words problem with the value, under the field (None: clear it)."""
+        self.error.setText(message or "")
+        self.error.setVisible(bool(message))
+
+    def error_text(self) -> str:
+        """The inline error shown now ("" if none)."""
+        return "" if self.error.isHidden() else self.error.text()
+
+    def set_editing_names(self, names: list[str]) -> None:
+        """Other reps whose presence says they are in this field."""
+        if self._underneath is not None:
+            return  # the "changed underneath" note matters more
+        if not names:
+            self.note.hide()
+            return
+        verb = "is" if len(names) == 1 else "are"
+        self.note.setText(f"{names_phrase(names)} {verb} editing")
+        self.note.setStyleSheet(f"color: {presence_color(names[0], self.palette()).name()}")
+        self.note.show()
+
+    def set_read_only(self, read_only: bool) -> None:
+        """Deleted customers are shown, not edited."""
+        if isinstance(self.editor, QLineEdit):
+            self.editor.setReadOnly(read_only)
+        else:
+            self.editor.setEnabled(not read_only)
+
+    # --- events --------------------------------------------------------------------------
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Focus-in reports presence; Esc throws away uncommitted typing."""
+        if watched is self.editor:
+            if event.type() == QEvent.Type.FocusIn:
+                position = self.editor.cursorPosition() if isinstance(
+                    self.editor, QLineEdit) else 0
+                self.focused.emit(self.name, position)
+            elif (isinstance(event, QKeyEvent) and event.type() == QEvent.Type.KeyPress
+                  and event.key() == Qt.Key.Key_Escape and self.dirty()):
+                self.set_value(self.base)
+                self.show_error(None)
+                return True
+        return super().eventFilter(watched, event)
+
+    def _finish(self) -> None:
+        if self.dirty():
+            self._underneath = None
+            self.commitRequested.emit(self.name, self.value())
+
+    def _picked(self, _index: int) -> None:
+        value = self.value()
+        if value != self.base:
+            self.commitRequested.emit(self.name, value)
