@@ -35,7 +35,7 @@ from .errors import (
     SyncTimeout,
     UnknownCustomer,
 )
-from .events import EventBus
+from .events import ConflictResolved, EventBus
 from .replica import Conflict, Replica
 from .sync_engine import SyncEngine
 
@@ -205,7 +205,8 @@ class ClientCore:
     # --- reading ---------------------------------------------------------------------------
 
     def customer(self, customer_id: str) -> CustomerView:
-        """A customer from the replica; raises UnknownCustomer if not held here."""
+        """A customer from the replica (empty fields while a just-opened one is still
+        arriving); raises UnknownCustomer if this replica has never heard of it."""
         cid = self._known(customer_id)
         doc = self.docs.doc(cid)
         return CustomerView(
@@ -220,9 +221,12 @@ class ClientCore:
             raise UnknownCustomer(f"no customer {cid} in this replica; sync first?")
         return cid
 
-    def search(self, query: str, limit: int = 50, offset: int = 0) -> list[Any]:
-        """Customers matching ``query`` (word prefixes), from the local index (offline)."""
-        return self.replica.search(query, limit=limit, offset=offset)
+    def search(self, query: str, limit: int = 50, offset: int = 0, *,
+               order_by: str = "name", descending: bool = False) -> list[Any]:
+        """Customers matching ``query`` (word prefixes), from the local index (offline),
+        sorted by ``order_by`` (name, email, phone, city, state, zip, updated_at)."""
+        return self.replica.search(query, limit=limit, offset=offset, order_by=order_by,
+                                   descending=descending)
 
     def outbox(self) -> list[Any]:
         """Changes waiting for the server's ack, oldest first."""
@@ -286,8 +290,14 @@ class ClientCore:
         return self.docs.can_redo(_check_customer_id(customer_id))
 
     async def open_customer(self, customer_id: str) -> CustomerView:
-        """Hold a customer offline and keep it in sync; returns what is known now."""
-        cid = self._known(customer_id)
+        """Hold a customer offline and keep it in sync; returns what is known now.
+
+        Online, a customer this replica has not seen yet (a link, a notification before
+        the directory synced) is held and fetched; offline it raises UnknownCustomer.
+        """
+        cid = _check_customer_id(customer_id)
+        if self.engine is None:
+            cid = self._known(cid)
         if self.engine is not None:
             await self.engine.hold(customer_doc_id(cid))
         else:
@@ -398,6 +408,7 @@ class ClientCore:
         if use_mine:
             await self.set_fields(cid, {field: conflict.mine})
         self.replica.resolve_conflict(conflict.id)
+        self.bus.emit(ConflictResolved(cid, field, use_mine))
 
     # --- history (from the server) ---------------------------------------------------------
 

@@ -196,8 +196,12 @@ class DocumentSet:
                 else:  # undo brought back someone else's value: it is not ours to defend
                     self.replica.clear_field_version(doc_id, name)
             if fields or "meta" in roots:
-                self.replica.upsert_local_directory(customer_id, values,
-                                                    document.is_deleted(doc))
+                # Only what this edit wrote: the document may not have synced yet, and the
+                # directory row from the server holds the rest.
+                self.replica.upsert_local_directory(
+                    customer_id, {name: values.get(name) for name in fields},
+                    document.is_deleted(doc),
+                )
         self.bus.emit(DocumentChanged(customer_id, fields, roots, Origin.LOCAL, me,
                                       time.time()))
         self.bus.emit(OutboxChanged(self.replica.outbox_count()))

@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "ConflictRecorded",
+    "ConflictResolved",
     "DirectoryChanged",
     "DocumentChanged",
     "ErrorReported",
@@ -60,6 +61,15 @@ class ConflictRecorded:
     mine: Any
     theirs: Any
     author: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictResolved:
+    """The rep settled a conflict (kept theirs or used mine)."""
+
+    customer_id: str
+    field: str
+    used_mine: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +119,7 @@ class ErrorReported:
 
 
 Event = (
-    DocumentChanged | ConflictRecorded | OutboxChanged | DirectoryChanged
+    DocumentChanged | ConflictRecorded | ConflictResolved | OutboxChanged | DirectoryChanged
     | NotificationsArrived | PresenceUpdated | StatusChanged | ErrorReported
 )
 

@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Signal
 from app.core import ClientCore
 from app.events import (
     ConflictRecorded,
+    ConflictResolved,
     DirectoryChanged,
     DocumentChanged,
     ErrorReported,
@@ -39,6 +40,8 @@ class CoreBridge(QObject):
     documentChanged = Signal(object)
     #: ConflictRecorded event.
     conflictRecorded = Signal(object)
+    #: ConflictResolved event (kept theirs or used mine).
+    conflictResolved = Signal(object)
     #: Number of local changes waiting for the server.
     outboxChanged = Signal(int)
     #: Directory rows changed, and whether a full directory pass has completed.
@@ -69,6 +72,8 @@ class CoreBridge(QObject):
                 self.documentChanged.emit(event)
             case ConflictRecorded():
                 self.conflictRecorded.emit(event)
+            case ConflictResolved():
+                self.conflictResolved.emit(event)
             case OutboxChanged(pending=pending):
                 self.outboxChanged.emit(pending)
             case DirectoryChanged(count=count, synced=synced):

@@ -23,8 +23,8 @@ __all__ = [
     "presence_color",
 ]
 
-#: Hues spread around the wheel, skipping the muddy yellow-greens.
-_HUES = (4, 28, 200, 215, 262, 290, 320, 345, 170, 140, 230, 15)
+#: Hues spread around the wheel, skipping reds (they read as errors) and muddy yellows.
+_HUES = (28, 200, 215, 262, 290, 320, 170, 140, 230, 185, 250, 300)
 
 
 def _palette(palette: QPalette | None) -> QPalette:

@@ -80,6 +80,7 @@ class ConflictsDock(QDockWidget):
         self._later.setInterval(100)
         self._later.timeout.connect(self.refresh)
         bridge.conflictRecorded.connect(self._later.start)
+        bridge.conflictResolved.connect(self._later.start)
         bridge.documentChanged.connect(self._later.start)
         self.refresh()
 

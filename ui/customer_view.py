@@ -287,6 +287,7 @@ class CustomerView(QWidget):
 
     def _populate(self, data: CustomerData) -> None:
         for name, editor in self.fields.items():
+            editor.stop_highlight()
             editor.set_value(data.fields.get(name))
             editor.show_error(None)
             editor.set_editing_names([])
@@ -301,6 +302,8 @@ class CustomerView(QWidget):
         self._set_avatars({})
 
     def _show_empty(self) -> None:
+        for editor in self.fields.values():
+            editor.stop_highlight()
         self.stack.setCurrentWidget(self.empty)
         self.notes.set_customer(None)
         self.tasks.set_customer(None)

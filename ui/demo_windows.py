@@ -19,6 +19,7 @@ from PySide6.QtGui import QGuiApplication, QImage, QPainter
 from PySide6.QtWidgets import QApplication, QWidget
 
 from app.core import ClientCore
+from ui.gc_guard import GuiThreadCollector
 
 __all__ = ["run_demo_windows"]
 
@@ -33,9 +34,10 @@ async def _open_window(url: str, folder: Path, user: str, password: str) -> tupl
 
     core = ClientCore.open(folder / f"profile-{user}")
     await core.login(url, user, password, remember=False)
-    await core.connect()
     settings = QSettings(str(folder / f"window-{user}.ini"), QSettings.Format.IniFormat)
     window = MainWindow(core, CoreBridge(core), settings=settings)
+    await window.start()
+    await core.sync(60)  # the directory is here before the demo opens a customer
     return core, window
 
 
@@ -66,6 +68,48 @@ def _save_picture(windows: Sequence[QWidget], path: Path) -> None:
     image.save(str(path))
 
 
+async def _session(app: QApplication, url: str, folder: Path,
+                   reps: Sequence[tuple[str, str]], *, exit_after: float | None,
+                   screenshot: Path | None) -> None:
+    """Everything on one running loop: open, wait until closed (or timed out), clean up."""
+    from ui.tasks import cancel_all
+
+    cores: list[ClientCore] = []
+    windows: list[QWidget] = []
+    all_closed = asyncio.Event()
+
+    def one_closed() -> None:
+        if not any(w.isVisible() for w in windows):
+            all_closed.set()
+
+    def finish() -> None:
+        if screenshot is not None and windows:
+            _save_picture(windows, screenshot)
+        for window in windows:
+            window.close()
+        all_closed.set()
+
+    try:
+        for user, password in reps:
+            core, window = await _open_window(url, folder, user, password)
+            cores.append(core)
+            windows.append(window)
+            window.closed.connect(one_closed)  # type: ignore[attr-defined]
+        _place_side_by_side(windows)
+        first = next(iter(cores[0].search("", limit=1)), None)
+        if first is not None:
+            for window in windows:
+                window.show_customer(first.customer_id)  # type: ignore[attr-defined]
+        if exit_after is not None:
+            QTimer.singleShot(int(exit_after * 1000), finish)
+        app.aboutToQuit.connect(all_closed.set)
+        await all_closed.wait()
+    finally:
+        await cancel_all()
+        for core in cores:
+            await core.close()
+
+
 def run_demo_windows(url: str, folder: Path, reps: Sequence[tuple[str, str]], *,
                      exit_after: float | None = None, screenshot: Path | None = None) -> int:
     """Open one window per rep against the demo server; returns when all are closed."""
@@ -73,34 +117,12 @@ def run_demo_windows(url: str, folder: Path, reps: Sequence[tuple[str, str]], *,
     assert isinstance(app, QApplication)
     app.setStyle("Fusion")
     app.setApplicationName("Live Edit")
+    app.setQuitOnLastWindowClosed(False)  # _session decides when to stop, after cleanup
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    cores: list[ClientCore] = []
-    windows: list[QWidget] = []
-
-    async def start() -> None:
-        for user, password in reps:
-            core, window = await _open_window(url, folder, user, password)
-            cores.append(core)
-            windows.append(window)
-        _place_side_by_side(windows)
-        first = next(iter(cores[0].search("", limit=1)), None)
-        if first is not None:
-            for window in windows:
-                window.show_customer(first.customer_id)  # type: ignore[attr-defined]
-
-    def finish() -> None:
-        if screenshot is not None and windows:
-            _save_picture(windows, screenshot)
-        app.quit()
-
-    closed = asyncio.Event()
-    app.aboutToQuit.connect(closed.set)
+    collector = GuiThreadCollector(app)
     with loop:
-        loop.run_until_complete(start())
-        if exit_after is not None:
-            QTimer.singleShot(int(exit_after * 1000), finish)
-        loop.run_until_complete(closed.wait())
-        for core in cores:
-            loop.run_until_complete(core.close())
+        loop.run_until_complete(_session(app, url, folder, reps, exit_after=exit_after,
+                                         screenshot=screenshot))
+    collector.stop()
     return 0

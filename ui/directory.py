@@ -182,15 +182,23 @@ class DirectoryModel(QAbstractTableModel):
     # --- loading -----------------------------------------------------------------------
 
     def _fetch(self, offset: int, limit: int) -> list[DirectoryRow]:
-        if self._order_by == "name" and not self._descending:
-            return list(self._core.search(self._query, limit, offset))
-        # ClientCore.search has no order_by yet: the replica's search (app layer) does.
-        return self._core.replica.search(self._query, limit, offset, order_by=self._order_by,
-                                         descending=self._descending)
+        return list(self._core.search(self._query, limit, offset, order_by=self._order_by,
+                                      descending=self._descending))
+
+    def _seed_viewers(self, rows: list[DirectoryRow]) -> None:
+        """Presence the core already knows for rows just loaded (events bring the rest)."""
+        me = self._core.username
+        for row in rows:
+            peers = self._core.presence(row.customer_id)
+            names = sorted({user for user, _state in peers.values() if user != me},
+                           key=str.casefold)
+            if names:
+                self._viewers[row.customer_id] = names
 
     def _load(self, count: int, *, reset: bool) -> None:
         offset = 0 if reset else len(self._rows)
         rows = self._fetch(offset, count)
+        self._seed_viewers(rows)
         if reset:
             self.beginResetModel()
             self._rows = rows
@@ -259,7 +267,7 @@ class DirectoryPanel(QWidget):
         vertical.hide()
         vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # uniform rows: fast
         vertical.setDefaultSectionSize(table.fontMetrics().height() + 10)
-        for column, width in enumerate((200, 120, 60, 70, 210, 130)):
+        for column, width in enumerate((200, 120, 100, 70, 210, 130)):
             table.setColumnWidth(column, width)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_label.setWordWrap(True)

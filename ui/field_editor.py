@@ -11,17 +11,17 @@ is highlighted for ~1.5 s with a palette-derived colour that fades out.
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from PySide6.QtCore import QEasingCurve, QEvent, QObject, Qt, QVariantAnimation, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QPalette
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
 
-from ui.colors import changed_color, presence_color
+from ui.colors import blend, changed_color, presence_color
 
 __all__ = ["HIGHLIGHT_MS", "FieldEditor"]
 
 HIGHLIGHT_MS = 1500
+_FADE_STEPS = 30
 _WARNING = QColor(200, 60, 40)
 _WARNING_DARK = QColor(255, 140, 120)
 
@@ -67,10 +67,9 @@ class FieldEditor(QWidget):
         self.editor.installEventFilter(self)
         self.error = QLabel(self)
         self.note = QLabel(self)
-        self._animation = QVariantAnimation(self, duration=HIGHLIGHT_MS)
-        self._animation.setEasingCurve(QEasingCurve.Type.InQuad)
-        self._animation.valueChanged.connect(self._paint_background)
-        self._animation.finished.connect(lambda: self.editor.setPalette(QPalette()))
+        self._fade_step = 0
+        self._fade = QTimer(self, interval=HIGHLIGHT_MS // _FADE_STEPS)
+        self._fade.timeout.connect(self._fade_out)
         self._build()
 
     def _build(self) -> None:
@@ -149,20 +148,34 @@ class FieldEditor(QWidget):
     # --- feedback ------------------------------------------------------------------------
 
     def highlight(self) -> None:
-        """Flash a soft background that fades out over ~1.5 s."""
-        start = changed_color(self.palette())
-        end = self.palette().color(QPalette.ColorRole.Base)
-        self._animation.stop()
-        self._animation.setKeyValueAt(0.0, start)
-        self._animation.setKeyValueAt(0.45, start)
-        self._animation.setKeyValueAt(1.0, end)
-        self._animation.start()
+        """Show a soft background that holds, then fades out, over ~1.5 s."""
+        self._fade_step = 0
+        self._paint_background(changed_color(self.palette()))
+        self._fade.start()
+
+    def stop_highlight(self) -> None:
+        """Drop the highlight at once (the form is about to show something else)."""
+        if self._fade.isActive():
+            self._fade.stop()
+            self.editor.setPalette(QPalette())
 
     def highlighted(self) -> bool:
         """True while the change highlight is showing."""
-        return self._animation.state() == QVariantAnimation.State.Running
+        return self._fade.isActive()
 
-    def _paint_background(self, color: Any) -> None:
+    def _fade_out(self) -> None:
+        """One step of the fade: full colour for the first ~45 %, then towards Base."""
+        self._fade_step += 1
+        progress = (self._fade_step / _FADE_STEPS - 0.45) / 0.55
+        if self._fade_step >= _FADE_STEPS:
+            self._fade.stop()
+            self.editor.setPalette(QPalette())  # back to the inherited palette
+            return
+        if progress > 0:
+            base = self.palette().color(QPalette.ColorRole.Base)
+            self._paint_background(blend(changed_color(self.palette()), base, progress))
+
+    def _paint_background(self, color: QColor) -> None:
         palette = self.editor.palette()
         palette.setColor(QPalette.ColorRole.Base, color)
         palette.setColor(QPalette.ColorRole.Button, color)

@@ -60,7 +60,7 @@ def flatten_version(data: dict[str, Any]) -> dict[str, Any]:
 
 def _changes_text(changes: tuple[str, ...]) -> str:
     names = [FIELD_LABELS.get(c, c.capitalize()) for c in changes]
-    return ", ".join(names) if names else "—"
+    return ", ".join(names) if names else "No visible change"
 
 
 class HistoryDialog(QDialog):
@@ -97,6 +97,8 @@ class HistoryDialog(QDialog):
     def _build(self) -> None:
         self.message.setWordWrap(True)
         self._setup_table(self.versions, ("Time", "By", "Changed"))
+        self.versions.horizontalHeader().setSectionResizeMode(
+            1, QHeaderView.ResizeMode.ResizeToContents)
         self.versions.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self._setup_table(self.compare, ("Field", "That version", "Now"))
         self.compare.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -129,7 +131,10 @@ class HistoryDialog(QDialog):
         table.setShowGrid(False)
         table.setWordWrap(False)
         table.horizontalHeader().setStretchLastSection(True)
-        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header = table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        for column in range(1, len(headers)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
 
     def _connect(self) -> None:
         self.buttons.rejected.connect(self.reject)
@@ -238,7 +243,9 @@ class HistoryDialog(QDialog):
             font.setBold(differs)
             label.setFont(font)
             for column, value in ((1, old.get(name)), (2, now.get(name))):
-                item = QTableWidgetItem(value if value else "—")
+                shown = value.capitalize() if name == "tier" and value else value
+                item = QTableWidgetItem(shown if shown else "—")
+                item.setToolTip(shown or "")
                 if not value:
                     item.setForeground(self.palette().color(QPalette.ColorRole.PlaceholderText))
                 self.compare.setItem(row, column, item)

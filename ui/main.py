@@ -21,6 +21,8 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from app.core import ClientCore
 from app.errors import CoreError
 
+from .gc_guard import GuiThreadCollector
+
 __all__ = ["main", "run_window"]
 
 log = logging.getLogger(__name__)
@@ -116,9 +118,11 @@ def main(argv: list[str]) -> int:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     app.setQuitOnLastWindowClosed(False)  # the session decides when to stop
+    collector = GuiThreadCollector(app)
     with loop:
         code: int = loop.run_until_complete(_run(app, core, args.server, args.user))
-        return code
+    collector.stop()
+    return code
 
 
 async def _run(app: QApplication, core: ClientCore, server: str | None,

@@ -9,17 +9,18 @@ loops). The real server fixtures come from the integration tests.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pytest  # noqa: E402
-import qasync  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+import pytest
+import qasync
+from PySide6.QtWidgets import QApplication
 
-from tests.integration.conftest import (  # noqa: E402, F401 - fixtures
+from tests.integration.conftest import (  # noqa: F401 - fixtures
     _memory_keyring,
     server,
     server_factory,
@@ -48,6 +49,17 @@ class UiLoop:
             self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self.loop.close()
         asyncio.set_event_loop(None)
+
+
+@pytest.fixture(autouse=True)
+def _collect_on_the_gui_thread() -> Iterator[None]:
+    """Qt objects must die on the GUI thread: no cyclic GC in the loop's worker threads
+    (ui.gc_guard does the same in the app)."""
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()
+    gc.collect()
 
 
 @pytest.fixture

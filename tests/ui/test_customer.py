@@ -117,7 +117,7 @@ def test_remote_edit_keeps_what_the_rep_is_typing(
             qtbot.keyClicks(bob.line("city"), "Marse")
             _type(qtbot, alice.line("city"), "Lyon")
             await eventually(lambda: bob.core.customer(cid).fields["city"] == "Lyon")
-            await eventually(lambda: bob.view.fields["city"].changed_underneath())
+            await eventually(bob.view.fields["city"].changed_underneath)
             assert bob.line("city").text() == "Marse"
             assert "alice changed this to “Lyon”" in bob.view.fields["city"].note.text()
 
@@ -130,7 +130,7 @@ def test_invalid_value_is_explained_inline_and_changes_nothing(
     async def body() -> None:
         async with _two_reps(server, tmp_path, qtbot) as (alice, _bob, cid):
             _type(qtbot, alice.line("email"), "not an address")
-            await eventually(lambda: alice.view.fields["email"].error_text())
+            await eventually(alice.view.fields["email"].error_text)
             assert alice.view.fields["email"].error_text().startswith(
                 "Must be an e-mail address")
             assert alice.core.customer(cid).fields["email"] is None
