@@ -99,6 +99,7 @@ class ClientCore:
         self.docs = DocumentSet(replica, self.bus, lambda: self.username or "")
         self.engine: SyncEngine | None = None
         self._auth: Authenticator | None = None
+        self._my_presence: dict[str, dict[str, Any]] = {}
         if self.replica.get_setting("session_id") is None:
             self.replica.set_setting("session_id", secrets.token_urlsafe(16))
 
@@ -177,7 +178,7 @@ class ClientCore:
             ws_url = auth.server_url.replace("http", "ws", 1) + "/ws"
             self.engine = SyncEngine(
                 self.replica, self.docs, self.bus, url=ws_url, session_id=self.session_id,
-                token_provider=auth.token, **connection_options,
+                token_provider=auth.token, my_presence=self._my_presence, **connection_options,
             )
             await self.engine.start()
         return self.engine
@@ -251,8 +252,13 @@ class ClientCore:
         """Tell the other reps on this customer what this rep is doing (best effort:
         presence is not queued while offline). ``None``: this rep left the customer."""
         cid = _check_customer_id(customer_id)
+        doc_id = customer_doc_id(cid)
         if self.engine is not None:
-            await self.engine.set_presence(customer_doc_id(cid), state)
+            await self.engine.set_presence(doc_id, state)
+        elif state is None:
+            self._my_presence.pop(doc_id, None)
+        else:
+            self._my_presence[doc_id] = dict(state)
 
     # --- editing (local first) ---------------------------------------------------------------
 

@@ -89,7 +89,8 @@ class SyncEngine:
     def __init__(
         self, replica: Replica, docs: DocumentSet, bus: EventBus, *, url: str,
         session_id: str, token_provider: Callable[[bool], Awaitable[str]],
-        client_name: str = "liveedit", **connection_options: Any,
+        client_name: str = "liveedit",
+        my_presence: dict[str, dict[str, Any]] | None = None, **connection_options: Any,
     ) -> None:
         self.replica = replica
         self.docs = docs
@@ -110,6 +111,11 @@ class SyncEngine:
         self._subscribed: set[str] = set()  # documents subscribed on this connection
         self._directory_replica: Replica | None = None  # the worker thread's connection
         self._directory_lock = threading.Lock()
+        # This rep's presence per document, re-announced on every connection; owned by the
+        # core so it outlives a disconnect.
+        self._my_presence: dict[str, dict[str, Any]] = (
+            my_presence if my_presence is not None else {}
+        )
         self._tokens = float(SEND_BURST)
         self._tokens_at = time.monotonic()
         self._flusher: asyncio.Task[None] | None = None
@@ -205,6 +211,9 @@ class SyncEngine:
             await self.connection.send(SyncStep1(doc_id, self._state_vector(doc_id)))
         since = int(self.replica.get_setting("notification_seq") or 0)
         await self.connection.send(ReadNotifications(since))
+        for doc_id, state in self._my_presence.items():
+            if doc_id in self._subscribed:
+                await self.connection.send(Presence(doc_id, state))
         await self._send_outbox_merged()
 
     async def _send_outbox_merged(self, only: str | None = None,
@@ -426,7 +435,12 @@ class SyncEngine:
                 return
 
     async def set_presence(self, doc_id: str, state: PresenceState | None) -> None:
-        """Tell the others what this rep is doing on a customer (best effort)."""
+        """Tell the others what this rep is doing on a customer (re-announced after every
+        reconnect, since the server drops presence with the connection)."""
+        if state is None:
+            self._my_presence.pop(doc_id, None)
+        else:
+            self._my_presence[doc_id] = dict(state)
         if self.connection.status.state is ConnectionState.ONLINE:
             try:
                 await self.connection.send(Presence(doc_id, state))

@@ -236,8 +236,10 @@ class HistoryDialog(QDialog):
         plain = QBrush(self.palette().color(QPalette.ColorRole.Base))
         for row, name in enumerate(FIELDS):
             differs = old.get(name) != now.get(name)
-            label = self.compare.item(row, 0) or QTableWidgetItem()
-            self.compare.setItem(row, 0, label)
+            label = self.compare.item(row, 0)
+            if label is None:  # re-inserting an item the table owns is an error in Qt
+                label = QTableWidgetItem()
+                self.compare.setItem(row, 0, label)
             label.setText(("● " if differs else "") + FIELD_LABELS.get(name, name))
             font = QFont(self.font())
             font.setBold(differs)

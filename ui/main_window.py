@@ -104,9 +104,11 @@ class MainWindow(QMainWindow):
         self.conflicts = ConflictsDock(self.core, self.bridge, self)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.activity)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.conflicts)
-        self.splitDockWidget(self.activity, self.conflicts, Qt.Orientation.Vertical)
-        self.resizeDocks([self.activity], [340], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.activity, self.conflicts], [3, 1], Qt.Orientation.Vertical)
+        # One narrow column of tabs: the customer being worked on gets the room.
+        self.tabifyDockWidget(self.activity, self.conflicts)
+        self.activity.raise_()
+        self.bridge.conflictRecorded.connect(lambda _event: self.conflicts.raise_())
+        self.resizeDocks([self.activity], [260], Qt.Orientation.Horizontal)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -231,7 +233,7 @@ class MainWindow(QMainWindow):
                 self.splitter.restoreState(splitter)
             return
         self.resize(1280, 800)
-        self.splitter.setSizes([380, 900])
+        self.splitter.setSizes([240, 900])
 
     # --- slots -----------------------------------------------------------------------
 

@@ -328,3 +328,15 @@ async def test_presence_and_offline_notifications(make_core: CoreFactory) -> Non
     await synced(b)
     offline = [n for n in b.notifications() if n.offline]
     assert "alex changed City on John Smith" in [describe(n) for n in offline]
+
+
+async def test_presence_is_announced_again_after_a_reconnect(make_core: CoreFactory) -> None:
+    """A rep's presence comes back for the others after that rep's connection drops."""
+    a, b = await make_core("alex"), await make_core("sam")
+    cid = await shared_customer(a, b)
+    await a.set_presence(cid, {"field": "zip"})
+    await eventually(lambda: [u for u, _ in b.presence(cid).values()] == ["alex"])
+    await a.disconnect()
+    await eventually(lambda: b.presence(cid) == {})
+    await a.connect()
+    await eventually(lambda: [s.get("field") for _, s in b.presence(cid).values()] == ["zip"])
