@@ -21,7 +21,7 @@ __all__ = ["main"]
 EXIT_USAGE = 2
 
 USAGE = """\
-usage: liveedit [--version] [COMMAND ...]
+usage: liveedit [--version] [--self-test] [COMMAND ...]
 
 With no command, opens the Live Edit desktop app.
 
@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     if first in ("--version", "-V"):
         print(f"liveedit {__version__}")
         return 0
+    if first == "--self-test":
+        from .selftest import main as self_test
+
+        return self_test(args[1:])
     if first in ("--help", "-h"):
         print(USAGE, end="")
         return 0

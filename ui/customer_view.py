@@ -232,7 +232,9 @@ class CustomerView(QWidget):
         try:
             data = self._core.customer(customer_id)
         except UnknownCustomer as exc:
-            report_error(str(exc))
+            # Not here yet (a link or notification before the directory caught up): online,
+            # the core fetches it; offline this says so.
+            spawn(self._fetch_then_show(customer_id, str(exc)), what="open customer")
             return
         self.leave()
         self._customer = data.id
@@ -279,6 +281,14 @@ class CustomerView(QWidget):
         self._apply_fields(data, frozenset(), None, 0.0)
         await self._core.set_presence(customer_id, {"name": self._core.username or ""})
         self._on_presence(customer_id, self._core.presence(customer_id))
+
+    async def _fetch_then_show(self, customer_id: str, offline_message: str) -> None:
+        try:
+            await self._core.open_customer(customer_id)
+        except UnknownCustomer:
+            report_error(offline_message)
+            return
+        self.show_customer(customer_id)
 
     async def _create(self) -> None:
         customer_id = await self._core.create_customer({})
