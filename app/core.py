@@ -108,6 +108,11 @@ class ClientCore:
         """Open (or create) the profile in ``data_dir``."""
         return cls(Replica.open(Path(data_dir) / "replica.db"), **options)
 
+    @property
+    def closed(self) -> bool:
+        """True once close() ran: views with a pending timer must then do nothing."""
+        return self.replica.closed
+
     async def close(self) -> None:
         """Disconnect and close the replica."""
         await self.disconnect()

@@ -185,6 +185,11 @@ class Replica:
             finally:
                 conn.execute("PRAGMA synchronous = FULL")
 
+    @property
+    def closed(self) -> bool:
+        """True after close(): reads and writes raise ReplicaError."""
+        return self._db is None
+
     def _database(self) -> sqlite_utils.Database:
         if self._db is None:
             raise ReplicaError("the local replica is closed")

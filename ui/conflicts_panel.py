@@ -86,6 +86,8 @@ class ConflictsDock(QDockWidget):
 
     def refresh(self) -> None:
         """Reload the open conflicts from the core."""
+        if self.core.closed:  # a timer that outlived the session
+            return
         conflicts = self.core.conflicts()
         self.tree.clear()
         for c in conflicts:

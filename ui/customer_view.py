@@ -396,7 +396,7 @@ class CustomerView(QWidget):
 
     def _refresh_conflicts(self) -> None:
         self._clear_conflicts()
-        if self._customer is None:
+        if self._customer is None or self._core.closed:
             return
         for conflict in self._core.conflicts(self._customer):
             banner = _ConflictBanner(conflict, self.page)

@@ -155,6 +155,8 @@ class DirectoryModel(QAbstractTableModel):
 
     def refresh(self) -> None:
         """Re-read the rows already loaded; unchanged order → only changed cells repaint."""
+        if self._core.closed:  # a timer that outlived the session
+            return
         wanted = max(PAGE_SIZE, len(self._rows))
         fresh = self._fetch(0, wanted)
         if [r.customer_id for r in fresh] == [r.customer_id for r in self._rows]:
@@ -182,6 +184,8 @@ class DirectoryModel(QAbstractTableModel):
     # --- loading -----------------------------------------------------------------------
 
     def _fetch(self, offset: int, limit: int) -> list[DirectoryRow]:
+        if self._core.closed:
+            return []
         return list(self._core.search(self._query, limit, offset, order_by=self._order_by,
                                       descending=self._descending))
 

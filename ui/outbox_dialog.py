@@ -85,6 +85,8 @@ class OutboxDialog(QDialog):
 
     def refresh(self) -> None:
         """Reload the rows from the core's outbox."""
+        if self.core.closed:  # a timer that outlived the session
+            return
         entries = self.core.outbox()
         now = time.time()
         names: dict[str, str] = {}

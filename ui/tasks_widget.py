@@ -180,7 +180,7 @@ class TasksWidget(QWidget):
             self._refresh_if_stale()
 
     def _refresh_if_stale(self) -> None:
-        if not self._stale or self._customer is None:
+        if not self._stale or self._customer is None or self._core.closed:
             return
         if self.list.state() == QAbstractItemView.State.EditingState:
             return  # after the editor closes
