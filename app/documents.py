@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, cast
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from pycrdt import Doc, UndoManager
 
@@ -53,17 +52,19 @@ class LocalChange:
     roots: frozenset[str]
 
 
-@dataclass(eq=False)
-class _Tracked:
-    """One open document with observers that record what a transaction changed."""
+class _Tracked(document.ChangeTracker):
+    """One open document: its change tracker and this rep's undo manager."""
 
-    doc: Doc[Any]
-    updates: list[bytes] = field(default_factory=list)
-    fields: dict[str, dict[str, Any]] = field(default_factory=dict)
-    roots: set[str] = field(default_factory=set)
-    subscriptions: list[Any] = field(default_factory=list)
-    undo: UndoManager = field(init=False)
-    _clock_skip: int = 0
+    def __init__(self, doc: Doc[Any]) -> None:
+        super().__init__(doc)
+        r = document.roots(doc)
+        self._clock_skip = 0
+        # Undo/redo of this rep's own edits only: the manager tracks "local" transactions;
+        # remote changes (no origin) are never on its stacks (DESIGN: undo is per rep).
+        self.undo = UndoManager(scopes=[r.fields, r.notes, r.tasks, r.meta, r.stamps],
+                                capture_timeout_millis=UNDO_GROUP_MS,
+                                timestamp=self._undo_clock)
+        self.undo.include_origin(LOCAL_ORIGIN)
 
     def _undo_clock(self) -> int:
         return int(time.monotonic() * 1000) + self._clock_skip
@@ -71,37 +72,6 @@ class _Tracked:
     def new_undo_step(self) -> None:
         """Make the next edit its own undo step (pycrdt groups edits by time only)."""
         self._clock_skip += UNDO_GROUP_MS + 1
-
-    def __post_init__(self) -> None:
-        r = document.roots(self.doc)
-        # Undo/redo of this rep's own edits only: the manager tracks "local" transactions;
-        # remote changes (no origin) are never on its stacks (DESIGN: undo is per rep).
-        self.undo = UndoManager(scopes=[r.fields, r.notes, r.tasks, r.meta, r.stamps],
-                                capture_timeout_millis=UNDO_GROUP_MS,
-                                timestamp=self._undo_clock)
-        self.undo.include_origin(LOCAL_ORIGIN)
-        # pycrdt drops an observer whose Subscription is garbage-collected: keep them.
-        self.subscriptions = [
-            self.doc.observe(lambda event: self.updates.append(event.update)),
-            r.fields.observe(lambda event: self._on_fields(cast(Any, event).keys)),
-            r.notes.observe(lambda _e: self.roots.add("notes")),
-            r.tasks.observe_deep(lambda _e: self.roots.add("tasks")),
-            r.comments.observe(lambda _e: self.roots.add("comments")),
-            r.meta.observe(lambda _e: self.roots.add("meta")),
-        ]
-
-    def _on_fields(self, keys: dict[str, dict[str, Any]]) -> None:
-        self.roots.add("fields")
-        for key, change in keys.items():
-            first = self.fields.setdefault(key, dict(change))
-            first["newValue"] = change.get("newValue")  # keep the first old value
-
-    @contextmanager
-    def tracking(self) -> Iterator[None]:
-        self.updates.clear()
-        self.fields.clear()
-        self.roots.clear()
-        yield
 
 
 class DocumentSet:
@@ -177,9 +147,9 @@ class DocumentSet:
         doc = tracked.doc
         with tracked.tracking():
             run(doc)
-            if not tracked.updates:
+            update = tracked.update
+            if update is None:
                 return None
-            update = _one(tracked.updates)
             written = dict(tracked.fields)
             roots = frozenset(tracked.roots)
         doc_id = customer_doc_id(customer_id)
@@ -218,7 +188,7 @@ class DocumentSet:
         doc = tracked.doc
         with tracked.tracking():
             doc.apply_update(update)
-            changed = bool(tracked.updates)
+            changed = tracked.update is not None
             fields = dict(tracked.fields)
             roots = frozenset(tracked.roots)
         if not changed:
@@ -272,14 +242,6 @@ class DocumentSet:
     def forget(self, customer_id: str) -> None:
         """Drop an open document from memory (it reloads from the replica)."""
         self._open.pop(customer_id, None)
-
-
-def _one(updates: list[bytes]) -> bytes:
-    if len(updates) == 1:
-        return updates[0]
-    from pycrdt import merge_updates
-
-    return merge_updates(*updates)
 
 
 def _summary(fields: frozenset[str], roots: frozenset[str]) -> str:

@@ -25,11 +25,12 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from pycrdt import Array, Doc, Map, Text
+from pycrdt import Array, Doc, Map, Text, merge_updates
 
 from .errors import InvalidFieldValue
 
@@ -38,6 +39,7 @@ __all__ = [
     "FIELDS",
     "MAX_COMMENT_LENGTH",
     "MAX_NOTES_LENGTH",
+    "ChangeTracker",
     "Comment",
     "Stamp",
     "Task",
@@ -141,6 +143,53 @@ def roots(doc: Doc[Any]) -> Roots:
         meta=doc.get("meta", type=Map),
         stamps=doc.get("stamps", type=Map),
     )
+
+
+class ChangeTracker:
+    """Records what transactions on one document changed (server rooms and client docs).
+
+    Use ``with tracker.tracking(): …apply or edit…``; afterwards ``update`` is the
+    integrated update (None when nothing changed), ``fields`` maps each changed field to
+    pycrdt's key change (``oldValue``/``newValue``, the first old value kept), ``roots`` names
+    the changed roots (``fields``, ``notes``, ``tasks``, ``comments``, ``meta``).
+    """
+
+    def __init__(self, doc: Doc[Any]) -> None:
+        self.doc = doc
+        self.updates: list[bytes] = []
+        self.fields: dict[str, dict[str, Any]] = {}
+        self.roots: set[str] = set()
+        r = roots(doc)
+        # pycrdt drops an observer when its Subscription is garbage-collected: keep them.
+        self._subscriptions = [
+            doc.observe(lambda event: self.updates.append(event.update)),
+            r.fields.observe(lambda event: self._on_fields(cast(Any, event).keys)),
+            r.notes.observe(lambda _event: self.roots.add("notes")),
+            r.tasks.observe_deep(lambda _events: self.roots.add("tasks")),
+            r.comments.observe(lambda _event: self.roots.add("comments")),
+            r.meta.observe(lambda _event: self.roots.add("meta")),
+        ]
+
+    def _on_fields(self, keys: dict[str, dict[str, Any]]) -> None:
+        self.roots.add("fields")
+        for key, change in keys.items():
+            first = self.fields.setdefault(key, dict(change))
+            first["newValue"] = change.get("newValue")
+
+    @contextmanager
+    def tracking(self) -> Iterator[None]:
+        """Start recording afresh for the transactions inside the block."""
+        self.updates.clear()
+        self.fields.clear()
+        self.roots.clear()
+        yield
+
+    @property
+    def update(self) -> bytes | None:
+        """The integrated update of the tracked block (several merged), or None."""
+        if not self.updates:
+            return None
+        return self.updates[0] if len(self.updates) == 1 else merge_updates(*self.updates)
 
 
 def new_document() -> Doc[Any]:

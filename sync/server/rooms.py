@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from pycrdt import Decoder, Doc, get_update
 
@@ -78,40 +78,23 @@ class Room:
     exists: bool
     subscribers: dict[str, Subscriber] = field(default_factory=dict)
     presence: dict[str, tuple[str, PresenceState]] = field(default_factory=dict)
-    _updates: list[bytes] = field(default_factory=list)
-    _fields: set[str] = field(default_factory=set)
-    _roots: set[str] = field(default_factory=set)
     _deleted_before: bool = False
-    _subscriptions: list[Any] = field(default_factory=list)
+    _tracker: document.ChangeTracker = field(init=False)
 
     def __post_init__(self) -> None:
-        r = document.roots(self.doc)
-        # pycrdt drops an observer when its Subscription is garbage-collected: keep them.
-        self._subscriptions = [
-            self.doc.observe(lambda event: self._updates.append(event.update)),
-            r.fields.observe(lambda event: self._on_fields(cast(Any, event).keys)),
-            r.notes.observe(lambda _event: self._roots.add("notes")),
-            r.tasks.observe_deep(lambda _events: self._roots.add("tasks")),
-            r.comments.observe(lambda _event: self._roots.add("comments")),
-            r.meta.observe(lambda _event: self._roots.add("meta")),
-        ]
-
-    def _on_fields(self, keys: dict[str, Any]) -> None:
-        self._roots.add("fields")
-        self._fields.update(keys)
+        self._tracker = document.ChangeTracker(self.doc)
 
     @contextmanager
     def _tracking(self) -> Iterator[None]:
-        self._updates.clear()
-        self._fields.clear()
-        self._roots.clear()
-        self._deleted_before = document.is_deleted(self.doc)
-        yield
+        with self._tracker.tracking():
+            self._deleted_before = document.is_deleted(self.doc)
+            yield
 
     def _change(self) -> Change | None:
-        if not self._updates:
+        update = self._tracker.update
+        if update is None:
             return None
-        update = self._updates[0] if len(self._updates) == 1 else _merge(self._updates)
+        roots = self._tracker.roots
         kinds: list[NotificationKind] = []
         deleted = document.is_deleted(self.doc)
         if not self.exists:
@@ -120,16 +103,16 @@ class Room:
             kinds.append(NotificationKind.DELETED)
         elif self._deleted_before and not deleted:
             kinds.append(NotificationKind.RESTORED)
-        if "comments" in self._roots:
+        if "comments" in roots:
             kinds.append(NotificationKind.COMMENTED)
-        if (self._roots - {"comments", "meta"}) and NotificationKind.CREATED not in kinds:
+        if (roots - {"comments", "meta"}) and NotificationKind.CREATED not in kinds:
             kinds.append(NotificationKind.UPDATED)
         if not kinds:
             kinds.append(NotificationKind.UPDATED)
         self.exists = True
-        field_names = tuple(f for f in document.FIELDS if f in self._fields)
+        field_names = tuple(f for f in document.FIELDS if f in self._tracker.fields)
         title = document.read_fields(self.doc)["name"]
-        return Change(update, field_names, tuple(sorted(self._roots)), tuple(kinds), title)
+        return Change(update, field_names, tuple(sorted(roots)), tuple(kinds), title)
 
     def apply_update(self, update: bytes) -> Change | None:
         """Integrate a peer's update; None when it added nothing new.
@@ -177,12 +160,6 @@ class Room:
                 subscriber.post(frame)
                 sent += 1
         return sent
-
-
-def _merge(updates: list[bytes]) -> bytes:
-    from pycrdt import merge_updates
-
-    return merge_updates(*updates)
 
 
 class RoomRegistry:
