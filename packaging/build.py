@@ -12,7 +12,7 @@ Run it from any folder with Python 3.11 (the version the app is frozen with). It
    (``requirements/lock.txt``) and the build tools (``packaging/requirements-build.txt``:
    PyInstaller …), hash-checked; skipped when neither lock changed;
 2. installs this project into it (not editable, so its metadata — the version — is real);
-3. renders the icons from ``packaging/icons/liveedit.svg`` (``make_icons.py``);
+3. renders the icons from ``resources/liveedit.svg`` (``make_icons.py``);
 4. freezes with ``packaging/liveedit.spec`` into ``packaging/build/dist/liveedit/``;
 5. packages: ``dpkg-deb`` (Linux), Inno Setup's ``ISCC`` (Windows), ``hdiutil`` (macOS),
    signing and notarising when the release environment provides the secrets (see

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Render the one source icon (``packaging/icons/liveedit.svg``) into every format we ship.
+"""Render the one source icon (``resources/liveedit.svg``) into every format we ship.
 
     python packaging/make_icons.py OUT_DIR
 
@@ -19,7 +19,7 @@ import struct
 import sys
 from pathlib import Path
 
-SOURCE = Path(__file__).resolve().parent / "icons" / "liveedit.svg"
+SOURCE = Path(__file__).resolve().parent.parent / "resources" / "liveedit.svg"
 PNG_SIZES = (16, 24, 32, 48, 64, 128, 256, 512, 1024)
 ICO_SIZES = (16, 24, 32, 48, 64, 128, 256)
 #: ICNS element type -> pixel size (PNG payloads; these types all accept PNG data)

@@ -19,6 +19,7 @@ from PySide6.QtGui import QGuiApplication, QImage, QPainter
 from PySide6.QtWidgets import QApplication, QWidget
 
 from app.core import ClientCore
+from ui.app_icon import app_icon
 from ui.gc_guard import GuiThreadCollector
 
 __all__ = ["run_demo_windows"]
@@ -117,6 +118,7 @@ def run_demo_windows(url: str, folder: Path, reps: Sequence[tuple[str, str]], *,
     assert isinstance(app, QApplication)
     app.setStyle("Fusion")
     app.setApplicationName("Live Edit")
+    app.setWindowIcon(app_icon())
     app.setQuitOnLastWindowClosed(False)  # _session decides when to stop, after cleanup
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from app.core import ClientCore
 from app.errors import CoreError
 
+from .app_icon import app_icon
 from .gc_guard import GuiThreadCollector
 
 __all__ = ["main", "run_window"]
@@ -50,6 +51,7 @@ def _application() -> QApplication:
     app.setApplicationName("Live Edit")
     app.setApplicationDisplayName("Live Edit")
     app.setStyle("Fusion")  # the platform theme's palette still applies
+    app.setWindowIcon(app_icon())
     return app
 
 

@@ -47,3 +47,12 @@ def test_demo_refuses_a_folder_that_already_holds_one(tmp_path: Path) -> None:
     result = run("demo", "--data-dir", str(tmp_path), "--offscreen", timeout=60)
     assert result.returncode == 2
     assert "already holds a demo" in result.stderr
+
+
+def test_app_icon_comes_from_the_one_source_image(qapp: object) -> None:
+    """The window icon loads from resources/liveedit.svg (the source packaging renders)."""
+    from ui.app_icon import app_icon
+
+    icon = app_icon()
+    assert not icon.isNull()
+    assert not icon.pixmap(64, 64).toImage().isNull()
