@@ -32,7 +32,8 @@ Exit codes: 0 success; 1 the operation failed (unknown customer, no permission, 
 password, not signed in, server unreachable, not in sync); 2 usage: a bad command line, an
 unknown field or an invalid value. Every error is one line on stderr,
 ``liveedit client: error: <message>``, and a failed command changes nothing; no traceback
-for anything the user can fix. This is the only module of ``app`` that prints.
+for anything the user can fix. This is the only module of ``app`` that prints; the text and
+JSON shapes of what it prints come from :mod:`app.cli_format`.
 """
 
 from __future__ import annotations
@@ -40,14 +41,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import json
 import logging
 import sqlite3
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -55,8 +53,9 @@ import httpx
 from platformdirs import user_data_dir
 
 from sync.client.errors import ClientError
-from sync.protocol import document
 
+from . import cli_args
+from . import cli_format as fmt
 from .core import ClientCore, CustomerView
 from .credentials import CredentialsUnavailable
 from .errors import (
@@ -66,7 +65,6 @@ from .errors import (
     ServerUnreachable,
     SyncTimeout,
 )
-from .notifications import describe
 from .replica import ReplicaError
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
@@ -144,7 +142,7 @@ def _err(text: str) -> None:
 
 
 def _emit_json(data: Any) -> None:
-    _out(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    _out(fmt.dumps(data))
 
 
 def _setup_logging(verbose: int) -> None:
@@ -181,114 +179,56 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     login = add("login", _cmd_login, "sign in and make this profile belong to USER")
-    login.add_argument("server_url", metavar="SERVER_URL", type=_server_url)
+    login.add_argument("server_url", metavar="SERVER_URL", type=cli_args.server_url)
     login.add_argument("user", metavar="USER")
     _network_options(login)
     login.add_argument("--no-remember", action="store_true",
                        help="do not save the sign-in in the OS keyring")
     _network_options(add("sync", _cmd_sync, "send queued changes, fetch others' changes"))
     show = add("show", _cmd_show, "show one customer")
-    show.add_argument("customer", type=_customer_id, metavar="CUSTOMER_ID")
+    show.add_argument("customer", type=cli_args.customer_id, metavar="CUSTOMER_ID")
     search = add("search", _cmd_search, "search the local directory (offline)")
     search.add_argument("query", metavar="QUERY")
-    search.add_argument("--limit", type=_positive, default=20, metavar="N")
-    search.add_argument("--offset", type=_natural, default=0, metavar="N")
+    search.add_argument("--limit", type=cli_args.positive, default=20, metavar="N")
+    search.add_argument("--offset", type=cli_args.natural, default=0, metavar="N")
     edit = add("set", _cmd_set, "set fields of a customer (queued until synced)")
-    edit.add_argument("customer", type=_customer_id, metavar="CUSTOMER_ID")
-    edit.add_argument("values", nargs="*", type=_assignment, metavar="FIELD=VALUE")
-    edit.add_argument("--null", action="append", default=[], type=_field_name,
+    edit.add_argument("customer", type=cli_args.customer_id, metavar="CUSTOMER_ID")
+    edit.add_argument("values", nargs="*", type=cli_args.assignment, metavar="FIELD=VALUE")
+    edit.add_argument("--null", action="append", default=[], type=cli_args.field_name,
                       metavar="FIELD", help="set FIELD to null")
     notes = add("notes", _cmd_notes, "add to a customer's case notes")
-    notes.add_argument("customer", type=_customer_id, metavar="CUSTOMER_ID")
+    notes.add_argument("customer", type=cli_args.customer_id, metavar="CUSTOMER_ID")
     notes.add_argument("--append", required=True, metavar="TEXT")
     create = add("create", _cmd_create, "create a customer (prints its id)")
-    create.add_argument("values", nargs="+", type=_assignment, metavar="FIELD=VALUE")
+    create.add_argument("values", nargs="+", type=cli_args.assignment, metavar="FIELD=VALUE")
     add("outbox", _cmd_outbox, "changes waiting to be synced, oldest first")
     conflicts = add("conflicts", _cmd_conflicts, "open conflicts")
-    conflicts.add_argument("customer", nargs="?", type=_customer_id, metavar="CUSTOMER_ID")
+    conflicts.add_argument("customer", nargs="?", type=cli_args.customer_id, metavar="CUSTOMER_ID")
     resolve = add("resolve", _cmd_resolve, "settle a conflict on one field")
-    resolve.add_argument("customer", type=_customer_id, metavar="CUSTOMER_ID")
-    resolve.add_argument("field", type=_field_name, metavar="FIELD")
+    resolve.add_argument("customer", type=cli_args.customer_id, metavar="CUSTOMER_ID")
+    resolve.add_argument("field", type=cli_args.field_name, metavar="FIELD")
     side = resolve.add_mutually_exclusive_group(required=True)
     side.add_argument("--mine", action="store_true", help="write my value again")
     side.add_argument("--theirs", action="store_true", help="keep their value")
     history = add("history", _cmd_history, "a customer's versions on the server")
-    history.add_argument("customer", type=_customer_id, metavar="CUSTOMER_ID")
-    history.add_argument("--limit", type=_positive, default=50, metavar="N")
+    history.add_argument("customer", type=cli_args.customer_id, metavar="CUSTOMER_ID")
+    history.add_argument("--limit", type=cli_args.positive, default=50, metavar="N")
     _network_options(history)
     revert = add("revert", _cmd_revert, "bring back a customer (or a field) as at SEQ")
-    revert.add_argument("customer", type=_customer_id, metavar="CUSTOMER_ID")
-    revert.add_argument("seq", type=_positive, metavar="SEQ")
-    revert.add_argument("--field", type=_field_name, metavar="FIELD")
+    revert.add_argument("customer", type=cli_args.customer_id, metavar="CUSTOMER_ID")
+    revert.add_argument("seq", type=cli_args.positive, metavar="SEQ")
+    revert.add_argument("--field", type=cli_args.field_name, metavar="FIELD")
     _network_options(revert)
     notifications = add("notifications", _cmd_notifications, "the activity feed")
-    notifications.add_argument("--limit", type=_positive, default=50, metavar="N")
+    notifications.add_argument("--limit", type=cli_args.positive, default=50, metavar="N")
     return parser
 
 
 def _network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--password-stdin", action="store_true",
                         help="read the password from the first line of stdin")
-    parser.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="S",
+    parser.add_argument("--timeout", type=cli_args.seconds, default=DEFAULT_TIMEOUT, metavar="S",
                         help=f"give up after S seconds (default {DEFAULT_TIMEOUT:g})")
-
-
-def _customer_id(text: str) -> str:
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a customer id (a UUID)") from None
-
-
-def _field_name(text: str) -> str:
-    if text not in document.FIELDS:
-        raise argparse.ArgumentTypeError(
-            f"unknown field {text!r}; fields: {', '.join(document.FIELDS)}")
-    return text
-
-
-def _assignment(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"{text!r} is not FIELD=VALUE")
-    return _field_name(name.strip()), value
-
-
-def _server_url(text: str) -> str:
-    if not text.startswith(("http://", "https://")):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
-    return text.rstrip("/")
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-
-
-def _seconds(text: str) -> float:
-    value = _number(text)
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError("must be between 0 and 3600 seconds")
-    return value
-
-
-def _natural(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _natural(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _values(pairs: Sequence[tuple[str, str]], nulls: Sequence[str] = ()) -> dict[str, Any]:
@@ -377,9 +317,7 @@ def _pending(core: ClientCore) -> int:
 
 def _queued(core: ClientCore, before: int) -> str:
     waiting = _pending(core)
-    count = max(0, waiting - before)
-    change = "change" if count == 1 else "changes"
-    return f"queued {count} {change} ({waiting} waiting to sync)"
+    return fmt.queued(max(0, waiting - before), waiting)
 
 
 # -- commands: account and sync ----------------------------------------------------------
@@ -440,7 +378,7 @@ async def _cmd_show(core: ClientCore, args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(view.as_json())
     else:
-        _out(_card(view))
+        _out(fmt.card(view))
     return EXIT_OK
 
 
@@ -456,41 +394,15 @@ def _from_directory(core: ClientCore, view: CustomerView) -> CustomerView:
                         view.comments)
 
 
-def _card(view: CustomerView) -> str:
-    f = view.fields
-    lines = [f"{f['name'] or '(no name)'}{'  [deleted]' if view.deleted else ''}",
-             f"  id       {view.id}"]
-    for name in ("email", "phone", "tier"):
-        if f[name]:
-            lines.append(f"  {name:<8} {f[name]}")
-    place = " ".join(p for p in (f["state"], f["zip"]) if p)
-    address = [f["street1"], f["street2"], ", ".join(p for p in (f["city"], place) if p)]
-    for i, line in enumerate(a for a in address if a):
-        lines.append(f"  {'address' if i == 0 else '':<8} {line}")
-    if view.notes:
-        lines += ["", "Notes:", *(f"  {line}" for line in view.notes.splitlines())]
-    if view.tasks:
-        lines += ["", "Tasks:", *(f"  [{'x' if t.done else ' '}] {t.title}"
-                                  for t in view.tasks)]
-    if view.comments:
-        lines += ["", "Comments:", *(f"  {_when(c.time)} {c.author}: {c.text}"
-                                     for c in view.comments)]
-    return "\n".join(lines)
-
-
 async def _cmd_search(core: ClientCore, args: argparse.Namespace) -> int:
     rows = core.search(args.query, limit=args.limit, offset=args.offset)
     if args.json:
-        _emit_json([{"id": r.customer_id, "name": r.name, "email": r.email, "phone": r.phone,
-                     "city": r.city, "state": r.state, "zip": r.zip,
-                     "deleted": bool(r.deleted), "updated_at": r.updated_at} for r in rows])
+        _emit_json([fmt.search_json(r) for r in rows])
         return EXIT_OK
     if not rows:
         _out(f"no customer matches {args.query!r}")
     for r in rows:
-        place = ", ".join(p for p in (r.city, r.state) if p)
-        extra = "  [deleted]" if r.deleted else ""
-        _out(f"{r.customer_id}  {r.name or '(no name)'}  {r.email or ''}  {place}{extra}")
+        _out(fmt.search_line(r))
     return EXIT_OK
 
 
@@ -498,52 +410,37 @@ async def _cmd_outbox(core: ClientCore, args: argparse.Namespace) -> int:
     entries = core.outbox()
     now = time.time()
     if args.json:
-        _emit_json([{"ref": e.ref, "customer_id": _customer_of(e.doc_id), "summary": e.summary,
-                     "created_at": e.created_at, "age": round(now - e.created_at, 3),
-                     "attempts": e.attempts} for e in entries])
+        _emit_json([fmt.outbox_json(e, now) for e in entries])
         return EXIT_OK
     if not entries:
         _out("nothing waiting to sync")
     for e in entries:
-        _out(f"{e.ref:>6}  {_customer_of(e.doc_id)}  {e.summary}  "
-             f"({_age(now - e.created_at)} ago)")
+        _out(fmt.outbox_line(e, now))
     return EXIT_OK
 
 
 async def _cmd_conflicts(core: ClientCore, args: argparse.Namespace) -> int:
     items = core.conflicts(args.customer)
     if args.json:
-        _emit_json([{"id": c.id, "customer_id": _customer_of(c.doc_id), "field": c.field,
-                     "mine": c.mine, "theirs": c.theirs, "author": c.author, "time": c.time}
-                    for c in items])
+        _emit_json([fmt.conflict_json(c) for c in items])
         return EXIT_OK
     if not items:
         _out("no open conflicts")
     for c in items:
-        _out(f"{_customer_of(c.doc_id)}  {c.field}: yours {c.mine!r}, kept {c.theirs!r} "
-             f"by {c.author} at {_when(c.time)}")
+        _out(fmt.conflict_line(c))
     return EXIT_OK
 
 
 async def _cmd_notifications(core: ClientCore, args: argparse.Namespace) -> int:
     items = core.notifications(limit=args.limit)
     if args.json:
-        _emit_json([_notification_json(n) for n in items])
+        _emit_json([fmt.notification_json(n) for n in items])
         return EXIT_OK
     if not items:
         _out("no notifications")
     for n in items:
-        prefix = "while you were offline: " if getattr(n, "offline", False) else ""
-        _out(f"{_when(n.time)}  {prefix}{describe(n)}")
+        _out(fmt.notification_line(n))
     return EXIT_OK
-
-
-def _notification_json(item: Any) -> dict[str, Any]:
-    names = ("seq", "doc_id", "kind", "actor", "time", "fields", "title", "offline", "read")
-    data = {name: getattr(item, name) for name in names if hasattr(item, name)}
-    if isinstance(data.get("fields"), tuple | frozenset | set):
-        data["fields"] = list(data["fields"])
-    return data
 
 
 # -- commands: editing (local first) -------------------------------------------------------
@@ -605,13 +502,12 @@ async def _cmd_history(core: ClientCore, args: argparse.Namespace) -> int:
     versions = await _with_timeout(core.history(args.customer, limit=args.limit),
                                    args.timeout, core.server_url)
     if args.json:
-        _emit_json([{"seq": v.seq, "time": v.time, "author": v.author,
-                     "changes": list(v.changes)} for v in versions])
+        _emit_json([fmt.history_json(v) for v in versions])
         return EXIT_OK
     if not versions:
         _out("no history")
     for v in versions:
-        _out(f"{v.seq:>8}  {_when(v.time)}  {v.author}  {', '.join(v.changes)}")
+        _out(fmt.history_line(v))
     return EXIT_OK
 
 
@@ -625,24 +521,3 @@ async def _cmd_revert(core: ClientCore, args: argparse.Namespace) -> int:
              f"the next '{PROG} sync'")
     _report_edit(core, args, before)
     return EXIT_OK
-
-
-# -- formatting --------------------------------------------------------------------------
-
-
-def _customer_of(doc_id: str) -> str:
-    return doc_id.partition(":")[2] or doc_id
-
-
-def _when(timestamp: Any) -> str:
-    if not isinstance(timestamp, int | float):
-        return "?"
-    return datetime.fromtimestamp(timestamp, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _age(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)} {unit}"
-    return f"{int(seconds)} s"

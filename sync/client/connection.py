@@ -6,7 +6,9 @@ core, sends Heartbeats, renews the access token in-band before it expires, notic
 link, and reconnects with capped, jittered backoff when anything goes wrong — until it is
 closed or the server refuses it for good (bad credentials, revoked access, no common
 protocol version). The reconnect policy itself is pure and lives in
-:mod:`sync.client.backoff`; the wire rules live in :mod:`sync.protocol.connection`.
+:mod:`sync.client.backoff`; the wire rules live in :mod:`sync.protocol.connection`; what
+a single connection attempt owns (socket, protocol object, why it ended) lives in the
+private :mod:`sync.client._link`.
 
 Call order::
 
@@ -33,7 +35,8 @@ is easier to reason about than two timers with different close behaviour.
 Logging levels: DEBUG every message sent and received (guarded), INFO connection
 lifecycle (connecting, online, renewed, closed), WARNING drops and transient failures that
 are retried, ERROR fatal stops and exceptions raised by callbacks. Every record carries
-the session id and a per-attempt connection number, through a ``LoggerAdapter``.
+the session id and a per-attempt connection number, through a ``LoggerAdapter``
+(``ConnectionLog`` in :mod:`sync.client._link`).
 """
 
 from __future__ import annotations
@@ -41,14 +44,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import (
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Coroutine,
-    Iterator,
-    MutableMapping,
-)
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from ssl import SSLContext
@@ -77,17 +73,14 @@ from sync.protocol.messages import (
     encode,
 )
 
+from ._link import ConnectionLog, Drop, Link, fatal_error
 from .backoff import Disposition, backoff, classify, renew_delay, retry_floor
 from .errors import (
-    AccessRevoked,
-    AuthenticationFailed,
     ClientError,
     ConnectionClosedFatal,
     InvalidEndpoint,
     MessageTooBig,
     NotConnected,
-    SessionReplaced,
-    UnsupportedVersion,
 )
 
 __all__ = [
@@ -153,99 +146,6 @@ class Status:
     attempt: int = 0
 
 
-@dataclass(slots=True)
-class _Drop:
-    """Why one connection attempt ended, as the reconnect policy needs it."""
-
-    reason: str
-    close_code: int | None = None
-    error_code: ErrorCode | None = None
-    error_message: str | None = None
-    retry_after: float | None = None
-    online: bool = False
-    fatal: ConnectionClosedFatal | None = None
-
-
-class _ConnectionLog(logging.LoggerAdapter[logging.Logger]):
-    """Prefixes records with ``[session#attempt]`` and adds both as ``extra`` fields."""
-
-    def __init__(self, base: logging.Logger, session_id: str) -> None:
-        super().__init__(base, {"session_id": session_id})
-        self.session_id = session_id
-        self.number = 0
-
-    def process(
-        self, msg: Any, kwargs: MutableMapping[str, Any],
-    ) -> tuple[Any, MutableMapping[str, Any]]:
-        kwargs["extra"] = {"session_id": self.session_id, "connection": self.number}
-        return f"[{self.session_id}#{self.number}] {msg}", kwargs
-
-
-class _Link:
-    """One WebSocket and its protocol object: what a single connection attempt owns."""
-
-    def __init__(self, ws: WebSocket, proto: ClientProtocol) -> None:
-        self.ws = ws
-        self.proto = proto
-        self.lock = asyncio.Lock()
-        self.online = False
-        self.tasks: list[asyncio.Task[None]] = []
-        # Token lifetime, on the server's clock (skew = server clock - ours).
-        self.expires_at = 0.0
-        self.skew = 0.0
-        self.renewed = asyncio.Event()
-        # What the policy needs to know when this link ends.
-        self.reason: str | None = None
-        self.error: Error | None = None
-        self.local_close: int | None = None
-        self.fatal: ConnectionClosedFatal | None = None
-
-    def remaining(self) -> float:
-        """Seconds until the access token expires, by the server's clock."""
-        return self.expires_at - (time.time() + self.skew)
-
-    async def send(self, message: Message) -> None:
-        """Queue ``message`` on the protocol and write it (OPEN only)."""
-        if self.proto.state is not State.OPEN:
-            raise NotConnected("the connection is not open")
-        self.proto.send(message)
-        await self.flush()
-
-    async def flush(self) -> None:
-        """Write every frame the protocol has queued, in order (one writer at a time)."""
-        async with self.lock:
-            for data in self.proto.data_to_send():
-                try:
-                    await self.ws.send(data)
-                except ConnectionClosed as exc:
-                    raise NotConnected(f"the connection closed: {exc}") from exc
-
-    async def close(self, code: int, reason: str) -> None:
-        """Start (and await) the closing handshake; the reader then sees ConnectionClosed."""
-        self.local_close = code
-        self.reason = self.reason or reason
-        await self.ws.close(code, reason[:120])
-
-    def drop(self) -> _Drop:
-        """Summarise why this link ended."""
-        code = self.ws.close_code if self.ws.close_code is not None else self.local_close
-        reason = self.reason
-        if reason is None:
-            rcvd = self.ws.close_reason
-            if code is None or code == 1006:
-                reason = "connection lost"
-            else:
-                reason = f"server closed the connection ({code}{': ' + rcvd if rcvd else ''})"
-        error = self.error
-        return _Drop(
-            reason, close_code=code,
-            error_code=error.code if error else None,
-            error_message=error.message if error else None,
-            retry_after=error.retry_after if error else None,
-            online=self.online, fatal=self.fatal,
-        )
-
-
 class ClientConnection:
     """A self-healing, authenticated connection to the sync server.
 
@@ -296,12 +196,12 @@ class ClientConnection:
         self._backoff_max = backoff_max
         self._dead_after = dead_after
         self._renew_margin = renew_margin
-        self._log = _ConnectionLog(logger, session_id)
+        self._log = ConnectionLog(logger, session_id)
         self._status = Status(ConnectionState.OFFLINE)
         self._changed = asyncio.Event()
         self._listeners: list[Callable[[Status], None]] = []
         self._task: asyncio.Task[None] | None = None
-        self._link: _Link | None = None
+        self._link: Link | None = None
         self._welcome: Welcome | None = None
         self._token_expires_at: float | None = None
         self._force_new = False
@@ -462,7 +362,7 @@ class ClientConnection:
                 Disposition.FATAL if drop.fatal else classify(drop.close_code, drop.error_code)
             )
             if disposition is Disposition.FATAL:
-                fatal = drop.fatal or _fatal_error(drop)
+                fatal = drop.fatal or fatal_error(drop)
                 self._log.error("stopping: %s", fatal)
                 self._stop_error = fatal
                 self._set_status(Status(ConnectionState.OFFLINE, error=str(fatal)))
@@ -483,19 +383,19 @@ class ClientConnection:
             ))
             await asyncio.sleep(delay)
 
-    async def _attempt(self) -> _Drop:
+    async def _attempt(self) -> Drop:
         """One connection attempt, from getting a token to the link's end."""
         try:
             token = await self._token_provider(self._force_new)
         except ConnectionClosedFatal as exc:
-            return _Drop(f"no access token: {exc}", fatal=exc)
+            return Drop(f"no access token: {exc}", fatal=exc)
         except Exception as exc:  # transient by contract (see the class docstring)
             # The traceback once per outage: enough to spot a bug, not a flood while down.
             self._provider_failures += 1
             self._log.warning(
                 "token provider failed: %r", exc, exc_info=self._provider_failures == 1,
             )
-            return _Drop(f"could not get an access token: {exc}")
+            return Drop(f"could not get an access token: {exc}")
         self._force_new = False
         self._provider_failures = 0
         self._log.info("connecting to %s", self.url)
@@ -507,20 +407,20 @@ class ClientConnection:
             ) as ws:
                 return await self._serve(ws, token)
         except InvalidURI as exc:
-            return _Drop(str(exc), fatal=InvalidEndpoint(f"bad server URL: {exc}"))
+            return Drop(str(exc), fatal=InvalidEndpoint(f"bad server URL: {exc}"))
         except InvalidStatus as exc:
             status = exc.response.status_code
             if 400 <= status < 500 and status not in (408, 429):
-                return _Drop(str(exc), fatal=InvalidEndpoint(
+                return Drop(str(exc), fatal=InvalidEndpoint(
                     f"the server refused the WebSocket connection to {self.url}: HTTP {status}"
                 ))
-            return _Drop(f"server answered HTTP {status}")
+            return Drop(f"server answered HTTP {status}")
         except (OSError, TimeoutError, WebSocketException) as exc:
-            return _Drop(f"cannot connect to {self.url}: {exc or type(exc).__name__}")
+            return Drop(f"cannot connect to {self.url}: {exc or type(exc).__name__}")
 
-    async def _serve(self, ws: WebSocket, token: str) -> _Drop:
+    async def _serve(self, ws: WebSocket, token: str) -> Drop:
         """Authenticate, then read and dispatch frames until the link ends (§3-§5)."""
-        link = _Link(ws, ClientProtocol(max_message_size=_RECEIVE_LIMIT))
+        link = Link(ws, ClientProtocol(max_message_size=_RECEIVE_LIMIT))
         self._link = link
         try:
             link.proto.start(token, self.session_id, self._client_name)
@@ -551,7 +451,7 @@ class ClientConnection:
             if link.tasks:
                 await asyncio.wait(link.tasks)
 
-    async def _handle(self, link: _Link, event: Message | ProtocolFailure) -> bool:
+    async def _handle(self, link: Link, event: Message | ProtocolFailure) -> bool:
         """Act on one protocol event; True when the link must end (it was closed)."""
         if isinstance(event, ProtocolFailure):
             if link.error is not None and not link.online:
@@ -588,7 +488,7 @@ class ClientConnection:
                 self._log.exception("on_message failed for %s", type(event).__name__)
         return False
 
-    async def _connection_error(self, link: _Link, error: Error) -> bool:
+    async def _connection_error(self, link: Link, error: Error) -> bool:
         """An Error about the connection itself: remember it for the reconnect policy."""
         link.error = error
         if not link.online and link.proto.state is State.CLOSED:
@@ -600,7 +500,7 @@ class ClientConnection:
         link.reason = f"server error: {error.message}"
         return True
 
-    async def _opened(self, link: _Link, welcome: Welcome) -> bool:
+    async def _opened(self, link: Link, welcome: Welcome) -> bool:
         """Welcome received: start the timers, let the app core resync, go ONLINE."""
         self._welcome = welcome
         link.skew = welcome.server_time - time.time()
@@ -624,7 +524,7 @@ class ClientConnection:
         self._set_status(Status(ConnectionState.ONLINE))
         return False
 
-    async def _guard(self, link: _Link, work: Coroutine[Any, Any, None]) -> None:
+    async def _guard(self, link: Link, work: Coroutine[Any, Any, None]) -> None:
         """Run a helper of ``link``; if it fails (a bug), log it and end the link."""
         try:
             await work
@@ -635,7 +535,7 @@ class ClientConnection:
             await link.close(CloseCode.INTERNAL_ERROR, "client error")
             link.reason = f"internal client error: {exc!r}"
 
-    async def _heartbeats(self, link: _Link, interval: float) -> None:
+    async def _heartbeats(self, link: Link, interval: float) -> None:
         """Send a Heartbeat every ``interval`` s: keeps the server's idle timer and ours fed.
 
         docs/protocol.md §8: the server closes a link silent for 45 s (4009) and answers
@@ -647,7 +547,7 @@ class ClientConnection:
             nonce += 1
             await link.send(Heartbeat(nonce))
 
-    async def _renewals(self, link: _Link) -> None:
+    async def _renewals(self, link: Link) -> None:
         """Renew the access token in-band before it expires, for as long as the link lives."""
         while True:
             await asyncio.sleep(renew_delay(link.remaining(), self._renew_margin))
@@ -671,7 +571,7 @@ class ClientConnection:
                 await link.close(CloseCode.NORMAL, "token renewal unanswered")
                 return
 
-    async def _fresh_token(self, link: _Link) -> str | None:
+    async def _fresh_token(self, link: Link) -> str | None:
         """A new token from the provider, retrying transient failures until expiry."""
         while True:
             try:
@@ -684,21 +584,3 @@ class ClientConnection:
                 if left <= 0:
                     return None
                 await asyncio.sleep(max(0.2, min(_PROVIDER_RETRY, left / 2)))
-
-
-def _fatal_error(drop: _Drop) -> ConnectionClosedFatal:
-    """The exception that tells the user why the server refused us for good."""
-    code, err = drop.close_code, drop.error_code
-    detail = drop.error_message or drop.reason
-    kw: dict[str, Any] = {"close_code": code, "error_code": err}
-    if err is ErrorCode.ACCESS_REVOKED or code == CloseCode.ACCESS_REVOKED:
-        return AccessRevoked(f"access revoked: {detail}", **kw)
-    if err is ErrorCode.AUTH_FAILED or code == CloseCode.AUTH_FAILED:
-        return AuthenticationFailed(f"authentication failed: {detail}", **kw)
-    if err is ErrorCode.UNSUPPORTED_VERSION or code == CloseCode.UNSUPPORTED_VERSION:
-        return UnsupportedVersion(f"incompatible server: {detail}", **kw)
-    if code == CloseCode.SESSION_REPLACED:
-        return SessionReplaced(
-            "another connection took over this session (the app is open elsewhere?)", **kw,
-        )
-    return ConnectionClosedFatal(detail, **kw)

@@ -11,9 +11,13 @@
   replay and revokes the whole family.
 - Every administrative change to an account (disable, enable, role, password) bumps its
   ``token_version`` and revokes its refresh tokens: tokens issued before lose access.
-- Failed logins are throttled per username, in memory (per process): after
-  ``LOCK_AFTER_FAILURES`` consecutive failures the account is locked for 1 s, 2 s, 4 s, …
-  capped at ``MAX_LOCK_SECONDS``; a successful login resets the count.
+- Failed logins are throttled per username by :class:`sync.server.throttle.LoginThrottle`
+  (in memory, per process): after ``LOCK_AFTER_FAILURES`` consecutive failures the account
+  is locked for 1 s, 2 s, 4 s, … capped at ``MAX_LOCK_SECONDS``; a successful login resets
+  the count.
+
+What an account is (:class:`Role`, :class:`User`) and which usernames, passwords and roles
+are valid lives in :mod:`sync.server.accounts`; both classes are re-exported here.
 
 ``AuthService`` is thread-safe (one lock around its database connection); argon2 work runs
 outside the lock. It is meant to be called through ``asyncio.to_thread`` from the server,
@@ -24,16 +28,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import secrets
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -43,6 +44,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from . import db
+from .accounts import Role, User, check_password, check_role, check_username, is_username
 from .errors import (
     AccountDisabled,
     AuthError,
@@ -50,9 +52,9 @@ from .errors import (
     InvalidCredentials,
     TokenExpired,
     TokenInvalid,
-    TooManyAttempts,
     UserError,
 )
+from .throttle import LOCK_AFTER_FAILURES, MAX_LOCK_SECONDS, LoginThrottle
 
 __all__ = [
     "LOCK_AFTER_FAILURES",
@@ -66,42 +68,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Consecutive failed logins after which a username is locked.
-LOCK_AFTER_FAILURES = 5
-#: The longest lock, in seconds (the lock doubles from 1 s up to this).
-MAX_LOCK_SECONDS = 300.0
 #: How far in the future an access token's ``iat`` may be (clock skew between processes).
 CLOCK_SKEW_SECONDS = 60.0
-#: Usernames the throttle remembers before it forgets the ones that are not locked.
-_THROTTLE_MAX_ENTRIES = 100_000
 
 _ALGORITHM = "HS256"
 _META_KEY_OF_SIGNING_KEY = "jwt_secret"
-_USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
-MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 1024
 _MAX_TOKEN_LENGTH = 4096
 _USER_COLUMNS = "id, username, role, customer_id, disabled, token_version"
-
-
-class Role(StrEnum):
-    """What an account may see: a rep sees every customer, a customer only its own."""
-
-    REP = "rep"
-    CUSTOMER = "customer"
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    """An account as stored (without its password hash)."""
-
-    id: int
-    username: str
-    role: Role
-    #: Canonical lowercase UUID of the customer for role ``customer``; None for reps.
-    customer_id: str | None
-    disabled: bool
-    token_version: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,94 +110,9 @@ class TokenPair:
         }
 
 
-@dataclass(slots=True)
-class _Failures:
-    count: int = 0
-    locked_until: float = 0.0
-
-
-class _LoginThrottle:
-    """Consecutive login failures per username, and the lock they earn (in memory)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: dict[str, _Failures] = {}
-
-    def check(self, username: str, now: float) -> None:
-        """Raise TooManyAttempts while the username is locked."""
-        with self._lock:
-            entry = self._entries.get(username)
-            if entry is not None and entry.locked_until > now:
-                wait = entry.locked_until - now
-                raise TooManyAttempts(
-                    f"too many failed logins; try again in {wait:.0f} s"
-                    if wait >= 1 else "too many failed logins; try again in a moment",
-                    retry_after=wait,
-                )
-
-    def failure(self, username: str, now: float) -> None:
-        """Count a failure; from the LOCK_AFTER_FAILURES-th on, lock for 1, 2, 4 … s."""
-        with self._lock:
-            entry = self._entries.setdefault(username, _Failures())
-            entry.count += 1
-            if entry.count >= LOCK_AFTER_FAILURES:
-                exponent = min(entry.count - LOCK_AFTER_FAILURES, 16)
-                entry.locked_until = now + min(2.0**exponent, MAX_LOCK_SECONDS)
-                log.warning("login for %r locked after %d failures", username, entry.count)
-            if len(self._entries) > _THROTTLE_MAX_ENTRIES:
-                self._forget_unlocked(now)
-
-    def success(self, username: str) -> None:
-        """A successful login clears the username's failures."""
-        with self._lock:
-            self._entries.pop(username, None)
-
-    def _forget_unlocked(self, now: float) -> None:
-        self._entries = {k: v for k, v in self._entries.items() if v.locked_until > now}
-
-
 def _digest(token: str) -> str:
     """How a refresh token is stored: the hex SHA-256 of the token."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _check_username(username: str) -> str:
-    if not isinstance(username, str) or not _USERNAME.match(username):
-        raise UserError(
-            f"invalid username {username!r}: use 1-64 letters, digits and . _ - @"
-        )
-    return username
-
-
-def _check_password(password: str) -> str:
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise UserError(f"the password must have at most {MAX_PASSWORD_LENGTH} characters")
-    return password
-
-
-def _check_role(role: Role | str, customer_id: str | None) -> tuple[Role, str | None]:
-    """Validate a role and its customer id; returns the role and the canonical id."""
-    try:
-        role = Role(role)
-    except ValueError:
-        raise UserError(
-            f"unknown role {role!r}; use one of {', '.join(r.value for r in Role)}"
-        ) from None
-    if role is Role.REP:
-        if customer_id is not None:
-            raise UserError("a rep account sees every customer; do not give it a customer id")
-        return role, None
-    if customer_id is None:
-        raise UserError("a customer account needs the UUID of its customer")
-    try:
-        return role, str(uuid.UUID(str(customer_id)))
-    except ValueError:
-        raise UserError(
-            f"customer id {customer_id!r} is not a UUID "
-            "(like 46e216ca-9413-4e7e-b5c7-dfaa5aeadf9e)"
-        ) from None
 
 
 def _user_from_row(row: tuple[Any, ...]) -> User:
@@ -289,7 +177,7 @@ class AuthService:
         self._refresh_ttl = float(refresh_ttl)
         self._clock = clock
         self._hasher = hasher or PasswordHasher()
-        self._throttle = _LoginThrottle()
+        self._throttle = LoginThrottle()
         self._key: bytes | None = None
         self._dummy_hash: str | None = None
 
@@ -348,9 +236,9 @@ class AuthService:
         self, username: str, password: str, role: Role | str, customer_id: str | None = None,
     ) -> User:
         """Create an account; UserError when a value is invalid or the username is taken."""
-        _check_username(username)
-        role, customer_id = _check_role(role, customer_id)
-        password_hash = self._hasher.hash(_check_password(password))
+        check_username(username)
+        role, customer_id = check_role(role, customer_id)
+        password_hash = self._hasher.hash(check_password(password))
         with self._transaction() as conn:
             try:
                 conn.execute(
@@ -384,7 +272,7 @@ class AuthService:
 
     def set_role(self, username: str, role: Role | str, customer_id: str | None = None) -> User:
         """Change an account's role (and customer); its existing tokens lose access."""
-        role, customer_id = _check_role(role, customer_id)
+        role, customer_id = check_role(role, customer_id)
         return self._change(
             username, "UPDATE users SET role = ?, customer_id = ? WHERE username = ?",
             (role.value, customer_id),
@@ -392,7 +280,7 @@ class AuthService:
 
     def set_password(self, username: str, password: str) -> User:
         """Set a new password; the account's existing tokens lose access."""
-        password_hash = self._hasher.hash(_check_password(password))
+        password_hash = self._hasher.hash(check_password(password))
         return self._change(
             username, "UPDATE users SET password_hash = ? WHERE username = ?", (password_hash,)
         )
@@ -443,7 +331,7 @@ class AuthService:
         return self._new_login(user, now)
 
     def _user_and_hash(self, username: str) -> tuple[User, str] | None:
-        if not isinstance(username, str) or not _USERNAME.match(username):
+        if not is_username(username):
             return None
         with self._reading() as conn:
             row = conn.execute(
