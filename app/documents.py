@@ -223,7 +223,7 @@ class DocumentSet:
         if stamp is None or stamp.version == my_version:
             return None  # our value is still the current one
         self.replica.clear_field_version(doc_id, name)
-        if stamp.base == my_version:
+        if stamp.supersedes(my_version):
             return None  # the new value was written by someone who had seen ours
         theirs = document.read_fields(doc).get(name)
         if theirs == my_value:

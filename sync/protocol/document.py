@@ -9,11 +9,13 @@ One pycrdt ``Doc`` per customer (DESIGN.md, "The customer document"), with these
   lose a task (ties break by task id).
 - ``comments`` (Array): append-only Maps ``{id, author, time, text}``.
 - ``meta`` (Map): ``deleted`` (tombstone flag), ``created_at``, ``created_by``.
-- ``stamps`` (Map): field name → ``{v, base, by, at}``, written with the field in the same
-  transaction: ``v`` a new version id, ``base`` the version this writer replaced, ``by`` the
-  author, ``at`` the time. Concurrent sets of one field resolve the same way for the value
-  and its stamp, so a replica can tell a concurrent overwrite of its own value (the
-  winner's ``base`` is not its version: a conflict) from a later one (it is).
+- ``stamps`` (Map): field name → ``{v, base, by, at, seen}``, written with the field in the
+  same transaction: ``v`` the version ``"<writer>:<counter>"``, ``base`` the version this
+  write replaced, ``by`` the author, ``at`` the time, ``seen`` the field's version vector
+  (writer → highest counter this writer had seen, copied forward on every write).
+  Concurrent sets of one field resolve the same way for the value and its stamp, so a
+  replica can tell a concurrent overwrite of its own value (the winner had not seen its
+  version: a conflict) from a later one, however many writes came in between.
 
 Server and client share this module: it is the one place that knows the layout and the
 rules for field values. Functions that write take an open document and must be called
@@ -28,6 +30,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, cast
 
 from pycrdt import Array, Doc, Map, Text, merge_updates
@@ -214,12 +217,27 @@ def read_fields(doc: Doc[Any]) -> dict[str, str | None]:
 
 @dataclass(frozen=True, slots=True)
 class Stamp:
-    """Who last set a field, when, and which version that write replaced."""
+    """Who last set a field, when, which version that write replaced, and every version of
+    the field its writer had seen (``seen``: writer id → highest counter, a version vector).
+    """
 
     version: str
     base: str
     author: str
     time: float
+    seen: dict[str, int] = dataclass_field(default_factory=dict)
+
+    def supersedes(self, version: str) -> bool:
+        """True when this stamp's writer had seen ``version`` of the field when writing.
+
+        Versions are ``"<writer>:<counter>"``; the version vector answers even when other
+        writes came in between (A wrote, B overwrote twice: B's last stamp still shows A's
+        counter). Older stamps without a vector fall back to the direct ``base`` link.
+        """
+        writer, _, counter = version.rpartition(":")
+        if writer and counter.isdigit() and self.seen:
+            return self.seen.get(writer, 0) >= int(counter)
+        return self.base == version
 
 
 def read_stamp(doc: Doc[Any], field: str) -> Stamp | None:
@@ -231,10 +249,28 @@ def read_stamp(doc: Doc[Any], field: str) -> Stamp | None:
     if not isinstance(value, dict):
         return None
     at = value.get("at", 0.0)
+    raw_seen = value.get("seen")
+    seen = {
+        str(k): int(v) for k, v in (raw_seen.items() if isinstance(raw_seen, dict) else ())
+        if isinstance(v, int | float)
+    }
     return Stamp(
         version=str(value.get("v", "")), base=str(value.get("base", "")),
         author=str(value.get("by", "")), time=float(at) if isinstance(at, int | float) else 0.0,
+        seen=seen,
     )
+
+
+#: The last counter each document instance (pycrdt client id) issued. A write that lost to
+#: a concurrent one leaves no trace in the winner's vector, so the next counter must come
+#: from here, never only from the current stamp (else a version id would repeat).
+_issued: dict[int, int] = {}
+
+
+def _next_counter(client_id: int, floor: int) -> int:
+    counter = max(_issued.get(client_id, 0), floor) + 1
+    _issued[client_id] = counter
+    return counter
 
 
 def set_fields(
@@ -242,22 +278,27 @@ def set_fields(
 ) -> dict[str, str | None]:
     """Validate every value first, then write them, with their stamps, in one transaction.
 
+    The writer id in the stamps is this document instance's pycrdt client id: unique, and
+    a replica always sees its own earlier writes, so its counter only grows.
     Nothing is written when any value is invalid. Returns the values written (normalised);
     fields whose value is already the same are not written again (no empty updates).
     """
     checked = {name: validate_field(name, value) for name, value in values.items()}
     r = roots(doc)
     at = time.time() if now is None else now
+    writer = str(doc.client_id)
     written: dict[str, str | None] = {}
     with doc.transaction():
         for name, value in checked.items():
             if name in r.fields and r.fields[name] == value:
                 continue
             previous = read_stamp(doc, name)
+            seen = dict(previous.seen) if previous else {}
+            seen[writer] = _next_counter(doc.client_id, seen.get(writer, 0))
             r.fields[name] = value
             r.stamps[name] = Map({
-                "v": uuid.uuid4().hex[:16], "base": previous.version if previous else "",
-                "by": author, "at": at,
+                "v": f"{writer}:{seen[writer]}", "base": previous.version if previous else "",
+                "by": author, "at": at, "seen": seen,
             })
             written[name] = value
     return written

@@ -181,7 +181,11 @@ def uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
         ws="websockets-sansio",
         http="httptools",
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        ws_max_size=config.max_message_size,
+        # Frames up to twice the limit reach ServerProtocol, which answers
+        # Error(message_too_big) and closes with 1009 in an orderly way (docs/protocol.md
+        # §2). uvicorn's own limit closes the socket with the frame's rest unread, so the
+        # kernel resets the connection and the client often never sees the 1009.
+        ws_max_size=2 * config.max_message_size,
         ws_ping_interval=None,
         ws_ping_timeout=None,
         lifespan="on",

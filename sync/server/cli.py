@@ -300,6 +300,9 @@ def _read_password(from_stdin: bool, *, confirm: bool) -> str:
 def _read_customers_file(path: Path) -> list[dict[str, Any]]:
     """The JSON array of customer objects in ``path``; ImportFailed naming the file."""
     try:
+        # A FIFO would block open() forever and /dev/zero would never end: regular files only.
+        if path.exists() and not path.is_dir() and not path.is_file():
+            raise ImportFailed(f"{path}: not a regular file")
         with path.open("rb") as file:
             data = json.load(file)
     except FileNotFoundError:
@@ -316,6 +319,8 @@ def _read_customers_file(path: Path) -> list[dict[str, Any]]:
         raise ImportFailed(
             f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise ImportFailed(f"{path}: not usable JSON: nested too deeply") from None
     if not isinstance(data, list):
         raise ImportFailed(
             f"{path}: expected a JSON array of customer objects, found {_json_kind(data)}"

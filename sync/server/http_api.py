@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pycrdt import Doc
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sync.protocol import document
 from sync.protocol.errors import ErrorCode, InvalidFieldValue
@@ -47,6 +48,8 @@ __all__ = ["install_http_api"]
 
 _SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_BODY = 256 * 1024
+#: Largest sequence number or cursor (SQLite INTEGER; larger ones overflowed into a 500).
+MAX_SEQ = 2**63 - 1
 
 
 class LoginRequest(BaseModel):
@@ -239,13 +242,17 @@ async def commit(hub: SyncHub, room: Room, fn: Any, claims: Claims, session_id: 
         await future
 
 async def json_body(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise InvalidInput(f"request body is larger than {MAX_BODY} bytes")
+    raw = bytearray()
+    async for chunk in request.stream():  # never buffer more than MAX_BODY (+ one chunk)
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise InvalidInput(f"request body is larger than {MAX_BODY} bytes")
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"request body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise InvalidInput("request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise InvalidInput("request body must be a JSON object")
     return body
@@ -360,7 +367,7 @@ async def restore_customer(hub: HubDep, customer_id: str, claims: UserClaims,
             responses=_ERRORS, tags=["history"])
 async def history(hub: HubDep,
     customer_id: str, claims: UserClaims,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_SEQ)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """A customer's versions, newest first: sequence number, time, author, changes."""
@@ -377,8 +384,8 @@ async def history(hub: HubDep,
 async def version(hub: HubDep, customer_id: str, seq: int, claims: UserClaims) -> dict[str, Any]:
     """The customer as it was right after change ``seq``, with notes, tasks, comments."""
     room = await room_for(hub, claims, customer_id)
-    if seq < 1:
-        raise NotFound("versions start at 1")
+    if not 1 <= seq <= MAX_SEQ:
+        raise NotFound(f"versions are numbered 1 to {MAX_SEQ}")
     parts = await asyncio.to_thread(hub.store.updates_until, room.doc_id, seq)
     if not parts:
         raise NotFound(f"customer {customer_id} has no version at or before {seq}")
@@ -401,7 +408,7 @@ async def version(hub: HubDep, customer_id: str, seq: int, claims: UserClaims) -
 @router.get("/directory", response_model=DirectoryPage, responses=_ERRORS,
             tags=["directory"])
 async def directory(hub: HubDep,
-    claims: UserClaims, cursor: Annotated[int, Query(ge=0)] = 0,
+    claims: UserClaims, cursor: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> dict[str, Any]:
     """Directory rows changed after ``cursor`` (replicate incrementally)."""
@@ -423,7 +430,7 @@ async def directory(hub: HubDep,
 @router.get("/notifications", response_model=NotificationPage, responses=_ERRORS,
             tags=["notifications"])
 async def notifications(hub: HubDep,
-    claims: UserClaims, since: Annotated[int, Query(ge=0)] = 0,
+    claims: UserClaims, since: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> dict[str, Any]:
     """Unexpired notifications after ``since`` (a customer user: its own account's)."""
@@ -489,6 +496,14 @@ def _install_error_handlers(app: FastAPI) -> None:
             return _error(422, ErrorCode.INVALID_VALUE, str(exc))
         return _error(500, ErrorCode.INTERNAL_ERROR, "internal error; see the server log")
 
+    async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+        # Starlette/FastAPI's own errors (unknown route, wrong method, an unparsable body
+        # for a model) in our {"error", "message"} shape, like every other error.
+        assert isinstance(exc, StarletteHTTPException)
+        code = {401: ErrorCode.AUTH_FAILED, 404: ErrorCode.UNKNOWN_DOCUMENT,
+                413: ErrorCode.MESSAGE_TOO_BIG}.get(exc.status_code, ErrorCode.BAD_MESSAGE)
+        return _error(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
     async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         details = "; ".join(
@@ -499,3 +514,4 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(ServerError, on_server_error)
     app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)

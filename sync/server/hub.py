@@ -48,6 +48,15 @@ SNAPSHOT_EVERY = 500
 NOTIFICATION_COALESCE = 30.0
 
 
+#: Wire bounds (docs/protocol.md §4): Notification.title and DirectoryEntry text fields.
+MAX_TITLE = 512
+MAX_DIRECTORY_TEXT = 1024
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    return text if text is None or len(text) <= limit else text[:limit]
+
+
 def can_access(claims: Claims, doc_id: str) -> bool:
     """Least privilege: a rep reaches every customer, a customer user only its own."""
     if claims.role == Role.REP:
@@ -110,6 +119,9 @@ class SyncHub:
         old = self.sessions.get(session_id)
         if old is not None and old.username == claims.username:
             replaced = old.connection
+            # The account's role may have changed since: keep only what it may still see.
+            for doc_id in [d for d in old.subscriptions if not can_access(claims, d)]:
+                self.unsubscribe(old, doc_id)
             old.claims = claims
             old.connection = connection
             old.detached_at = None
@@ -233,7 +245,7 @@ class SyncHub:
         return [
             Notification(
                 self.store.next_notification_seq(), room.doc_id, kind, author, now, fields,
-                change.title,
+                _clip(change.title, MAX_TITLE),
             )
             for kind in change.kinds
         ]
@@ -241,7 +253,7 @@ class SyncHub:
     def _notify_only(self, room: Room, actor: str, kind: NotificationKind) -> None:
         """A notification with no document change (joined / left)."""
         now = time.time()
-        title = document.read_fields(room.doc)["name"]
+        title = _clip(document.read_fields(room.doc)["name"], MAX_TITLE)
         notification = Notification(
             self.store.next_notification_seq(), room.doc_id, kind, actor, now, (), title
         )
@@ -251,7 +263,11 @@ class SyncHub:
         future.add_done_callback(lambda f: self._after_commit(f, room, [notification], None, None))
 
     def _directory_row(self, room: Room, now: float, seq: int) -> DirectoryRow:
-        values = document.read_fields(room.doc)
+        # A peer's raw CRDT update can hold any text; clip to the wire bounds of
+        # DirectoryEntry, or every directory follower would get a frame it must refuse.
+        values = {
+            k: _clip(v, MAX_DIRECTORY_TEXT) for k, v in document.read_fields(room.doc).items()
+        }
         return DirectoryRow(
             customer_id=customer_id_of(room.doc_id), name=values["name"], email=values["email"],
             phone=values["phone"], street1=values["street1"], street2=values["street2"],

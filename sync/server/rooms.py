@@ -30,7 +30,17 @@ log = logging.getLogger(__name__)
 
 
 class InvalidUpdate(Exception):
-    """The update bytes are not a valid pycrdt/Yjs update."""
+    """The update bytes are not a valid pycrdt/Yjs update.
+
+    ``partial`` is not None when pycrdt integrated part of the update before it failed
+    (yrs can: e.g. a block whose parent is not a shared type). That part is in the
+    document now and must be logged and fanned out like any change, or memory and the
+    log would disagree.
+    """
+
+    def __init__(self, message: str, partial: Change | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 class MissingDependencies(Exception):
@@ -126,6 +136,11 @@ class Room:
                 self.doc.apply_update(update)
             except ValueError as exc:
                 raise InvalidUpdate(f"not a valid document update: {exc}") from exc
+            except RuntimeError as exc:
+                # yrs may have integrated a part before failing: report it (see InvalidUpdate).
+                raise InvalidUpdate(
+                    f"not a valid document update: {exc}", partial=self._change()
+                ) from exc
             change = self._change()
         if change is None and not self._covers(update):
             raise MissingDependencies(
@@ -139,7 +154,10 @@ class Room:
         ``get_update(update, state)`` keeps the structs the state vector lacks; an update
         v1 starts with the number of client groups of structs, so 0 means nothing is left.
         """
-        missing = get_update(update, self.doc.get_state())
+        try:
+            missing = get_update(update, self.doc.get_state())
+        except ValueError as exc:
+            raise InvalidUpdate(f"not a valid document update: {exc}") from exc
         return Decoder(missing).read_var_uint() == 0
 
     def edit(self, fn: Callable[[Doc[Any]], object]) -> Change | None:

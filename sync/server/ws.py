@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 #: A subscriber with more than this many bytes queued is too slow and gets closed.
 MAX_QUEUED_BYTES = 32 * 1024 * 1024
+#: Longest Error.message a decoder accepts (messages.Error.SCHEMA).
+_MAX_ERROR_TEXT = 1000
 
 
 class Connection:
@@ -222,7 +224,7 @@ class Connection:
 
     def _error(self, code: ErrorCode, message: str, *, ref: int | None = None,
                doc: str | None = None) -> None:
-        self._send(Error(code, message, ref, doc))
+        self._send(Error(code, message[:_MAX_ERROR_TEXT], ref, doc))
 
     async def _handle_events(self) -> None:
         for event in self.protocol.events_received():
@@ -236,8 +238,16 @@ class Connection:
 
     async def _dispatch(self, message: Message) -> None:
         handler = _HANDLERS.get(type(message))
-        if handler is not None:
+        if handler is None:
+            return
+        try:
             await handler(self, message)
+        except Exception:
+            # A bug of ours, not the peer's: log it loudly, close with the documented 1011
+            # (docs/protocol.md §8) and keep serving everyone else.
+            self.log.exception("handling %s from %s failed", type(message).__name__, self.peer)
+            self._fail(ErrorCode.INTERNAL_ERROR, "internal error; reconnect",
+                       CloseCode.INTERNAL_ERROR)
 
     # Handlers -------------------------------------------------------------------------------
 
@@ -298,6 +308,12 @@ class Connection:
         if self.claims is None or claims.username != self.claims.username:
             self._fail(ErrorCode.AUTH_FAILED, "a renewed token must be for the same user",
                        CloseCode.AUTH_FAILED)
+            return
+        if (claims.role, claims.customer_id) != (self.claims.role, self.claims.customer_id):
+            # The account's access changed: its subscriptions were checked against the old
+            # role. Same rule as the sweeper's revocation (docs/protocol.md §7).
+            self._fail(ErrorCode.ACCESS_REVOKED, "your access changed; sign in again",
+                       CloseCode.ACCESS_REVOKED)
             return
         self.claims = claims
         if self.session is not None:
@@ -374,6 +390,10 @@ class Connection:
         try:
             change = room.apply_update(message.update)
         except InvalidUpdate as exc:
+            if exc.partial is not None:
+                # What pycrdt integrated before failing is in the document: log and fan it
+                # out like any change, so memory, log and replicas agree (no Ack: it failed).
+                self.hub.accept_change(room, exc.partial, claims.username, session.session_id)
             self._error(ErrorCode.INVALID_UPDATE, str(exc), ref=message.ref, doc=message.doc)
             return
         except MissingDependencies as exc:
