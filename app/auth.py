@@ -107,6 +107,11 @@ class Authenticator:
                 self._take(response.json())
                 assert self._access is not None
                 return self._access
+            if response.status_code not in (400, 401):
+                # Throttled or a server fault: the token is still good, try again later.
+                raise ServerUnreachable(
+                    f"the server could not renew the sign-in now (HTTP {response.status_code})"
+                )
             log.info("refresh refused (%s); asking for the password", response.status_code)
             self._refresh = None
             self._forget_keyring()
