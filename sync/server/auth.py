@@ -68,6 +68,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Seconds after a rotation during which presenting the old refresh token again, while its
+#: successor is unused, re-rotates instead of revoking the family (a lost answer, not theft).
+REFRESH_REUSE_GRACE = 20.0
+
 #: How far in the future an access token's ``iat`` may be (clock skew between processes).
 CLOCK_SKEW_SECONDS = 60.0
 
@@ -423,6 +427,21 @@ class AuthService:
         family, expires_at, used_at, revoked, username = row
         user = self._fetch_user(conn, username)
         assert user is not None
+        if self._lost_answer(conn, family, token_hash, used_at=used_at, revoked=revoked,
+                             now=now):
+            problem = self._refresh_problem(user, expires_at, None, revoked, now)
+            if problem is not None:
+                return problem
+            # The client never got (or never used) the successor: hand out another one and
+            # retire the unused successor, instead of treating a lost answer as a theft.
+            conn.execute(
+                "UPDATE refresh_tokens SET revoked = 1"
+                " WHERE family = ? AND token_hash != ? AND used_at IS NULL",
+                (family, token_hash),
+            )
+            log.info("refresh token of %r presented again within %g s: re-rotated", username,
+                     REFRESH_REUSE_GRACE)
+            return user, self._store_refresh(conn, user.id, family, now)
         problem = self._refresh_problem(user, expires_at, used_at, revoked, now)
         if problem is not None:
             if used_at is not None:
@@ -433,6 +452,21 @@ class AuthService:
             "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?", (now, token_hash)
         )
         return user, self._store_refresh(conn, user.id, family, now)
+
+    @staticmethod
+    def _lost_answer(conn: sqlite3.Connection, family: str, token_hash: str, *,
+                     used_at: float | None, revoked: int, now: float) -> bool:
+        """A just-rotated token presented again while its successor was never used: the
+        answer to the first refresh was most likely lost (a cut, a server crash), not
+        stolen. Only within REFRESH_REUSE_GRACE seconds; otherwise reuse is a theft."""
+        if used_at is None or revoked or now - used_at > REFRESH_REUSE_GRACE:
+            return False
+        successors = conn.execute(
+            "SELECT used_at, revoked FROM refresh_tokens"
+            " WHERE family = ? AND token_hash != ? AND issued_at >= ?",
+            (family, token_hash, used_at),
+        ).fetchall()
+        return bool(successors) and all(u is None and not r for u, r in successors)
 
     @staticmethod
     def _refresh_problem(

@@ -52,12 +52,17 @@ def test_wrong_credentials_get_401(http: httpx.Client, password: str) -> None:
 
 def test_refresh_rotates_and_old_token_is_refused(server: ServerHandle,
                                                   http: httpx.Client) -> None:
-    """A refresh token works once; replaying it is refused with 401."""
+    """A refresh token rotates; once its successor is used, replaying it is refused (401)
+    and the successor's line is revoked too."""
     tokens = server.login("alex")
     first = http.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert first.status_code == 200
+    second = http.post("/auth/refresh", json={"refresh_token": first.json()["refresh_token"]})
+    assert second.status_code == 200
     replay = http.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert replay.status_code == 401
+    after = http.post("/auth/refresh", json={"refresh_token": second.json()["refresh_token"]})
+    assert after.status_code == 401
 
 
 @pytest.mark.parametrize("header", [None, "Bearer nonsense", "Basic abc"])

@@ -438,15 +438,49 @@ def test_refresh_rotates(auth: AuthService, alice: User, clock: FakeClock) -> No
 
 
 def test_refresh_reuse_revokes_the_family(auth: AuthService, alice: User) -> None:
-    """Replaying a used refresh token raises TokenInvalid and kills its successors too."""
+    """Replaying a refresh token whose successor was already used (a theft) raises
+    TokenInvalid and kills the successors too; other logins are untouched."""
     other_login = auth.login("alice", PASSWORD)
     first = auth.login("alice", PASSWORD)
     second = auth.refresh(first.refresh_token)
+    third = auth.refresh(second.refresh_token)
     with pytest.raises(TokenInvalid, match="already used"):
         auth.refresh(first.refresh_token)
     with pytest.raises(TokenInvalid):
-        auth.refresh(second.refresh_token)
+        auth.refresh(third.refresh_token)
     assert auth.refresh(other_login.refresh_token).refresh_token
+
+
+def test_refresh_replay_after_the_grace_window_revokes_the_family(
+    auth: AuthService, alice: User, clock: FakeClock,
+) -> None:
+    """Presenting a rotated token again after the grace window is a theft, even if its
+    successor was never used."""
+    from sync.server.auth import REFRESH_REUSE_GRACE
+
+    first = auth.login("alice", PASSWORD)
+    second = auth.refresh(first.refresh_token)
+    clock.advance(REFRESH_REUSE_GRACE + 1)
+    with pytest.raises(TokenInvalid):
+        auth.refresh(first.refresh_token)
+    with pytest.raises(TokenInvalid):
+        auth.refresh(second.refresh_token)
+
+
+def test_lost_refresh_answer_is_retried_within_the_grace_window(
+    auth: AuthService, alice: User, clock: FakeClock,
+) -> None:
+    """If the answer to a refresh was lost (its successor never used), presenting the old
+    token again soon after re-rotates: new tokens, the unused successor retired."""
+    first = auth.login("alice", PASSWORD)
+    lost = auth.refresh(first.refresh_token)
+    clock.advance(5)
+    again = auth.refresh(first.refresh_token)
+    assert again.refresh_token != lost.refresh_token
+    assert auth.verify_access(again.access_token).username == "alice"
+    with pytest.raises(TokenInvalid):
+        auth.refresh(lost.refresh_token)
+    assert auth.refresh(again.refresh_token).refresh_token
 
 
 def test_refresh_token_expires(auth: AuthService, alice: User, clock: FakeClock) -> None:
