@@ -145,9 +145,14 @@ class MainWindow(QMainWindow):
                                        "Create a customer (works offline)")
         self.sync_action = self._action("&Sync now", self.sync_now, "F5",
                                         "Send waiting changes and fetch the latest")
+        self.offline_action = self._action(
+            "Work &offline", self.set_offline, "Ctrl+Shift+O",
+            "Disconnect on purpose; edits queue up and sync when you go back online",
+        )
+        self.offline_action.setCheckable(True)
         self.quit_action = self._action("&Quit", self.close, "Ctrl+Q")
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
-        file_menu.addActions([self.new_action, self.sync_action])
+        file_menu.addActions([self.new_action, self.sync_action, self.offline_action])
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
 
@@ -260,8 +265,18 @@ class MainWindow(QMainWindow):
     def _new_customer(self) -> None:
         self.customer_view.new_customer()
 
+    def set_offline(self, offline: bool) -> None:
+        """File > Work offline: disconnect (edits stay queued) or connect again."""
+        self.offline_action.setChecked(offline)
+        if offline:
+            spawn(self.core.disconnect(), what="go offline")
+            self.show_notice("Working offline: your changes wait in the outbox.")
+        else:
+            spawn(self.start(), what="go online")
+
     def sync_now(self) -> None:
         """File > Sync now: connect and wait until in sync (errors go to the error area)."""
+        self.offline_action.setChecked(False)
         self.sync_action.setEnabled(False)
         self.show_notice("Syncing…")
         task = spawn(self.core.sync(timeout=60), what="sync now")

@@ -285,3 +285,31 @@ def test_edit_undo_takes_back_only_my_last_change_on_the_open_customer(
             bridge.close()
 
     ui_loop.run(body())
+
+
+def test_work_offline_queues_edits_and_going_online_sends_them(
+    ui_loop: UiLoop, server: ServerHandle, tmp_path: Path, settings: QSettings, qtbot: Any,
+) -> None:
+    """File > Work offline disconnects on purpose: the indicator says Offline, edits wait
+    in the outbox; unticking it reconnects and they go out."""
+
+    async def body() -> None:
+        async with signed_in(server, tmp_path, "alex") as core:
+            window = MainWindow(core, CoreBridge(core), settings=settings)
+            qtbot.addWidget(window)
+            await window.start()
+            cid = await core.create_customer({"name": "Grace Hopper"})
+            await core.sync(scaled(20))
+            window.offline_action.trigger()
+            assert window.offline_action.isChecked()
+            await eventually(lambda: window.indicator.text().startswith("Offline"))
+            await core.set_fields(cid, {"city": "Arlington"})
+            await eventually(
+                lambda: window.indicator.pending_text() == "1 change waiting to sync")
+            window.offline_action.trigger()
+            await eventually(lambda: window.indicator.text() == "Online", timeout=20)
+            await eventually(lambda: window.indicator.pending_text() == "", timeout=20)
+            assert core.outbox() == []
+            window.close()
+
+    ui_loop.run(body())
