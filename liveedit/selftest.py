@@ -78,6 +78,7 @@ async def _scenario(folder: Path, url: str) -> None:
         await b.login(url, "selftest-b", _PASSWORD, remember=False)
         _say("two clients signed in")
         from PySide6.QtCore import QSettings
+        from PySide6.QtWidgets import QLineEdit
 
         settings = QSettings(str(folder / "window.ini"), QSettings.Format.IniFormat)
         window = MainWindow(b, CoreBridge(b), settings=settings)
@@ -92,8 +93,9 @@ async def _scenario(folder: Path, url: str) -> None:
                      "the window shows the customer")
         started = time.perf_counter()
         await a.set_fields(customer, {"city": "After"})
-        await _until(lambda: window.customer_view.fields["city"].editor.text() == "After",
-                     "the edit reaches the other client's window")
+        city = window.customer_view.fields["city"].editor
+        assert isinstance(city, QLineEdit)
+        await _until(lambda: city.text() == "After", "the edit reaches the other client's window")
         _say(f"an edit synced between the two clients in "
              f"{(time.perf_counter() - started) * 1000:.0f} ms and shows in the window")
         await a.sync(30)

@@ -10,7 +10,6 @@ the open customer, Find customer), View (Activity, Conflicts, Outbox, Next pane)
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -19,11 +18,9 @@ from typing import Any
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QLabel,
     QMainWindow,
     QMessageBox,
     QSplitter,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -32,6 +29,8 @@ from app.core import ClientCore
 from .activity import ActivityDock
 from .bridge import CoreBridge
 from .conflicts_panel import ConflictsDock
+from .customer_view import CustomerView
+from .directory import DirectoryPanel
 from .outbox_dialog import OutboxDialog
 from .status import ConnectionIndicator, ErrorArea, SyncProgress
 from .tasks import error_sink, set_error_sink, spawn
@@ -82,11 +81,10 @@ class MainWindow(QMainWindow):
     # --- building --------------------------------------------------------------------
 
     def _build_central(self) -> None:
-        directory_cls, view_cls = _panels()
-        self.directory = directory_cls(self.core, self.bridge, self)
+        self.directory = DirectoryPanel(self.core, self.bridge, self)
         if not self.directory.accessibleName():
             self.directory.setAccessibleName("Customer directory")
-        self.customer_view = view_cls(self.core, self.bridge, self)
+        self.customer_view = CustomerView(self.core, self.bridge, self)
         if not self.customer_view.accessibleName():
             self.customer_view.setAccessibleName("Customer")
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -257,9 +255,7 @@ class MainWindow(QMainWindow):
     def show_customer(self, customer_id: str) -> None:
         """Open a customer in the customer view (and select it in the directory)."""
         self.customer_view.show_customer(customer_id)
-        select = getattr(self.directory, "select_customer", None)
-        if callable(select):
-            select(customer_id)
+        self.directory.select_customer(customer_id)
         self._update_edit_actions()
 
     def _new_customer(self) -> None:
@@ -291,8 +287,8 @@ class MainWindow(QMainWindow):
 
     def _update_edit_actions(self) -> None:
         cid = self.customer_view.current_customer()
-        self.undo_action.setEnabled(bool(cid) and self.core.can_undo(cid))
-        self.redo_action.setEnabled(bool(cid) and self.core.can_redo(cid))
+        self.undo_action.setEnabled(cid is not None and self.core.can_undo(cid))
+        self.redo_action.setEnabled(cid is not None and self.core.can_redo(cid))
 
     def undo(self) -> None:
         """Undo this rep's own last change on the open customer (others' stay)."""
@@ -346,66 +342,3 @@ class MainWindow(QMainWindow):
         current = next((i for i, p in enumerate(panes)
                         if focus is not None and (focus is p or p.isAncestorOf(focus))), -1)
         panes[(current + 1) % len(panes)].setFocus(Qt.FocusReason.TabFocusReason)
-
-
-# --- the customer widgets (built in parallel; a stand-in keeps the shell usable) ----------
-
-
-def _panels() -> tuple[Any, Any]:
-    """DirectoryPanel and CustomerView classes, or stand-ins when not built yet."""
-    return (_optional("ui.directory", "DirectoryPanel", _MissingDirectory),
-            _optional("ui.customer_view", "CustomerView", _MissingCustomerView))
-
-
-def _optional(module: str, name: str, fallback: type) -> Any:
-    """``module.name``, or ``fallback`` when that module does not exist (yet)."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        log.warning("%s is not part of this build; showing a stand-in", module)
-        return fallback
-
-
-class _Placeholder(QWidget):
-    def __init__(self, text: str, parent: QWidget | None) -> None:
-        super().__init__(parent)
-        self.label = QLabel(text)
-        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.label.setWordWrap(True)
-        self.label.setEnabled(False)
-        QVBoxLayout(self).addWidget(self.label)
-
-
-class _MissingDirectory(_Placeholder):
-    """Stands in for ui.directory.DirectoryPanel."""
-
-    customerActivated = Signal(str)
-
-    def __init__(self, core: ClientCore, bridge: CoreBridge, parent: QWidget | None = None):
-        super().__init__("The customer directory is not part of this build.", parent)
-
-    def focus_search(self) -> None:
-        """Nothing to search."""
-        self.setFocus()
-
-
-class _MissingCustomerView(_Placeholder):
-    """Stands in for ui.customer_view.CustomerView."""
-
-    def __init__(self, core: ClientCore, bridge: CoreBridge, parent: QWidget | None = None):
-        super().__init__("Select a customer.", parent)
-        self._current: str | None = None
-
-    def show_customer(self, customer_id: str) -> None:
-        """Remember the customer (nothing to show it with)."""
-        self._current = customer_id
-
-    def current_customer(self) -> str | None:
-        """The customer last asked for."""
-        return self._current
-
-    def new_customer(self) -> None:
-        """Not available in this build."""
-        self.label.setText("Creating customers is not part of this build.")
