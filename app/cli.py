@@ -47,7 +47,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 import httpx
 from platformdirs import user_data_dir
@@ -394,53 +394,44 @@ def _from_directory(core: ClientCore, view: CustomerView) -> CustomerView:
                         view.comments)
 
 
+T = TypeVar("T")
+
+
+def _listing(args: argparse.Namespace, items: Sequence[T], as_json: Callable[[T], Any],
+             as_line: Callable[[T], str], empty: str) -> int:
+    """Print a list command's result: JSON with --json, else one line each (or ``empty``)."""
+    if args.json:
+        _emit_json([as_json(item) for item in items])
+        return EXIT_OK
+    if not items:
+        _out(empty)
+    for item in items:
+        _out(as_line(item))
+    return EXIT_OK
+
+
 async def _cmd_search(core: ClientCore, args: argparse.Namespace) -> int:
     rows = core.search(args.query, limit=args.limit, offset=args.offset)
-    if args.json:
-        _emit_json([fmt.search_json(r) for r in rows])
-        return EXIT_OK
-    if not rows:
-        _out(f"no customer matches {args.query!r}")
-    for r in rows:
-        _out(fmt.search_line(r))
-    return EXIT_OK
+    return _listing(args, rows, fmt.search_json, fmt.search_line,
+                    f"no customer matches {args.query!r}")
 
 
 async def _cmd_outbox(core: ClientCore, args: argparse.Namespace) -> int:
     entries = core.outbox()
     now = time.time()
-    if args.json:
-        _emit_json([fmt.outbox_json(e, now) for e in entries])
-        return EXIT_OK
-    if not entries:
-        _out("nothing waiting to sync")
-    for e in entries:
-        _out(fmt.outbox_line(e, now))
-    return EXIT_OK
+    return _listing(args, entries, lambda e: fmt.outbox_json(e, now),
+                    lambda e: fmt.outbox_line(e, now), "nothing waiting to sync")
 
 
 async def _cmd_conflicts(core: ClientCore, args: argparse.Namespace) -> int:
     items = core.conflicts(args.customer)
-    if args.json:
-        _emit_json([fmt.conflict_json(c) for c in items])
-        return EXIT_OK
-    if not items:
-        _out("no open conflicts")
-    for c in items:
-        _out(fmt.conflict_line(c))
-    return EXIT_OK
+    return _listing(args, items, fmt.conflict_json, fmt.conflict_line, "no open conflicts")
 
 
 async def _cmd_notifications(core: ClientCore, args: argparse.Namespace) -> int:
     items = core.notifications(limit=args.limit)
-    if args.json:
-        _emit_json([fmt.notification_json(n) for n in items])
-        return EXIT_OK
-    if not items:
-        _out("no notifications")
-    for n in items:
-        _out(fmt.notification_line(n))
-    return EXIT_OK
+    return _listing(args, items, fmt.notification_json, fmt.notification_line,
+                    "no notifications")
 
 
 # -- commands: editing (local first) -------------------------------------------------------
@@ -501,14 +492,7 @@ def _report_edit(core: ClientCore, args: argparse.Namespace, before: int) -> Non
 async def _cmd_history(core: ClientCore, args: argparse.Namespace) -> int:
     versions = await _with_timeout(core.history(args.customer, limit=args.limit),
                                    args.timeout, core.server_url)
-    if args.json:
-        _emit_json([fmt.history_json(v) for v in versions])
-        return EXIT_OK
-    if not versions:
-        _out("no history")
-    for v in versions:
-        _out(fmt.history_line(v))
-    return EXIT_OK
+    return _listing(args, versions, fmt.history_json, fmt.history_line, "no history")
 
 
 async def _cmd_revert(core: ClientCore, args: argparse.Namespace) -> int:
