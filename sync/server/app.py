@@ -1,6 +1,7 @@
 """Assembly of the reference server: the ASGI app, its lifetime, and ``serve()``.
 
-One port carries the WebSocket endpoint ``/ws`` and the HTTP API. The app is served by
+One port carries the WebSocket endpoints ``/ws`` (our protocol) and ``/yjs/{customer_id}``
+(y-websocket) and the HTTP API. The app is served by
 uvicorn (httptools for HTTP, the sans-I/O ``websockets`` implementation for WebSocket,
 uvloop where available). ``serve()`` returns when SIGINT/SIGTERM stops the server, after
 closing every connection with 1001 and committing everything queued.
@@ -30,8 +31,10 @@ from .config import ServerConfig
 from .http_api import install_http_api
 from .hub import SyncHub
 from .lock import server_lock
+from .peer import WebSocketPeer
 from .store import UpdateStore
 from .ws import Connection
+from .yjs import YjsConnection
 
 __all__ = ["create_app", "serve"]
 
@@ -49,7 +52,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         config.db_path, access_ttl=config.access_token_ttl, refresh_ttl=config.refresh_token_ttl
     )
     hub = SyncHub(config, store, auth)
-    connections: set[Connection] = set()
+    connections: set[WebSocketPeer] = set()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -76,20 +79,26 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.hub = hub
     app.state.connections = connections
 
-    @app.websocket("/ws")
-    async def websocket_endpoint(websocket: WebSocket) -> None:
-        connection = Connection(hub, websocket)
+    async def serve_peer(connection: WebSocketPeer) -> None:
         connections.add(connection)
         try:
             await connection.run()
         finally:
             connections.discard(connection)
 
+    @app.websocket("/ws")
+    async def websocket_endpoint(websocket: WebSocket) -> None:
+        await serve_peer(Connection(hub, websocket))
+
+    @app.websocket("/yjs/{customer_id}")
+    async def yjs_endpoint(websocket: WebSocket, customer_id: str) -> None:
+        await serve_peer(YjsConnection(hub, websocket, customer_id))
+
     install_http_api(app)
     return app
 
 
-async def _sweep(hub: SyncHub, connections: set[Connection]) -> None:
+async def _sweep(hub: SyncHub, connections: set[WebSocketPeer]) -> None:
     """Deadlines, idle and token expiry for every connection; session grace; revocation;
     notification purge. One task for all connections keeps per-connection memory low."""
     last_revocation = last_purge = 0.0
@@ -109,9 +118,9 @@ async def _sweep(hub: SyncHub, connections: set[Connection]) -> None:
                 log.info("purged %d expired notifications", purged)
 
 
-async def _check_revocations(hub: SyncHub, connections: set[Connection]) -> None:
+async def _check_revocations(hub: SyncHub, connections: set[WebSocketPeer]) -> None:
     """Close connections whose account was disabled or changed since they authenticated."""
-    by_user: dict[str, list[Connection]] = {}
+    by_user: dict[str, list[WebSocketPeer]] = {}
     for connection in connections:
         if connection.claims is not None:
             by_user.setdefault(connection.claims.username, []).append(connection)

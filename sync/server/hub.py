@@ -4,7 +4,8 @@ Both front doors, the WebSocket connections (``ws.py``) and the HTTP API
 (``http_api.py``), hand changes to :meth:`SyncHub.accept_change`, which
 
 1. assigns the next global sequence number and fans the update out at once to every
-   other subscriber of the document (echo suppression by session id, docs/protocol.md §5);
+   other subscriber of the document, on /ws and on /yjs (echo suppression by session id,
+   docs/protocol.md §5);
 2. queues the log entry, notifications and directory row for the group-commit writer;
 3. once durably committed: acks the writer, and sends the notifications and the
    directory change to those who follow them (their sequence numbers are then durable,
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.protocol import document
+from sync.protocol import document, yjs
 from sync.protocol.messages import (
     DirectoryChanges,
     Notification,
@@ -205,6 +206,10 @@ class SyncHub:
         self.stats["updates"] += 1
         frame = encode(RemoteUpdate(room.doc_id, seq, change.update, author, now))
         self.stats["fanout_frames"] += room.broadcast(frame, exclude=session_id)
+        if room.yjs:
+            self.stats["fanout_frames"] += room.broadcast_yjs(
+                yjs.sync_update(change.update), exclude=session_id
+            )
         notifications = self._notifications(room, change, author, now)
         directory = None
         if change.fields or "meta" in change.roots or NotificationKind.CREATED in change.kinds:
@@ -298,7 +303,7 @@ class SyncHub:
         """A write failed: the in-memory document is ahead of the disk. Forget it, and close
         its subscribers so they resync against what is really stored."""
         self.rooms.evict(room.doc_id)
-        for subscriber in list(room.subscribers.values()):
+        for subscriber in [*room.subscribers.values(), *room.yjs.values()]:
             closer: Callable[[], Any] | None = getattr(subscriber, "close_for_resync", None)
             if closer is not None:
                 closer()

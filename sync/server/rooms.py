@@ -21,6 +21,7 @@ from pycrdt import Decoder, Doc, get_update
 
 from sync.protocol import document
 from sync.protocol.messages import NotificationKind, PresenceState
+from sync.protocol.yjs import AwarenessEntry
 
 __all__ = [
     "Change", "InvalidUpdate", "MissingDependencies", "Room", "RoomRegistry", "Subscriber",
@@ -88,6 +89,10 @@ class Room:
     exists: bool
     subscribers: dict[str, Subscriber] = field(default_factory=dict)
     presence: dict[str, tuple[str, PresenceState]] = field(default_factory=dict)
+    #: Connections of the Yjs endpoint (yjs.py) by fan-out key, and their awareness states
+    #: by Yjs client id.
+    yjs: dict[str, Subscriber] = field(default_factory=dict)
+    yjs_awareness: dict[int, AwarenessEntry] = field(default_factory=dict)
     _deleted_before: bool = False
     _tracker: document.ChangeTracker = field(init=False)
 
@@ -172,12 +177,20 @@ class Room:
 
     def broadcast(self, frame: bytes, exclude: str | None = None) -> int:
         """Queue a frame to every subscriber except session ``exclude``; returns how many."""
-        sent = 0
-        for session_id, subscriber in self.subscribers.items():
-            if session_id != exclude:
-                subscriber.post(frame)
-                sent += 1
-        return sent
+        return _post_all(self.subscribers, frame, exclude)
+
+    def broadcast_yjs(self, frame: bytes, exclude: str | None = None) -> int:
+        """The same for the Yjs endpoint's connections (y-websocket encoded frames)."""
+        return _post_all(self.yjs, frame, exclude)
+
+
+def _post_all(subscribers: dict[str, Subscriber], frame: bytes, exclude: str | None) -> int:
+    sent = 0
+    for key, subscriber in subscribers.items():
+        if key != exclude:
+            subscriber.post(frame)
+            sent += 1
+    return sent
 
 
 class RoomRegistry:

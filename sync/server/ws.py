@@ -1,9 +1,8 @@
 """One WebSocket connection at ``/ws``: the asyncio driver around ``ServerProtocol``.
 
 Receives frames, feeds them to the sans-I/O protocol, acts on its events through the hub,
-and sends what the protocol queues. Outgoing frames go through :meth:`Connection.post`,
-which never waits: a per-connection queue is drained by a short-lived task, so one slow
-subscriber never holds up a fan-out. A subscriber that falls too far behind is closed.
+and sends what the protocol queues. Sending, closing and the receive loop are shared with
+the Yjs endpoint (``peer.py``).
 """
 
 from __future__ import annotations
@@ -11,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from sync.protocol.connection import ProtocolFailure, ServerProtocol, State
 from sync.protocol.errors import CloseCode, ErrorCode
@@ -47,43 +45,24 @@ from sync.protocol.messages import (
 from .auth import Claims, Role
 from .errors import AccountDisabled, AuthError, TokenExpired
 from .hub import Session, SyncHub, can_access
+from .peer import WebSocketPeer
 from .rooms import InvalidUpdate, MissingDependencies
 
 __all__ = ["Connection"]
 
 log = logging.getLogger(__name__)
-
-#: A subscriber with more than this many bytes queued is too slow and gets closed.
-MAX_QUEUED_BYTES = 32 * 1024 * 1024
 #: Longest Error.message a decoder accepts (messages.Error.SCHEMA).
 _MAX_ERROR_TEXT = 1000
 
 
-class Connection:
+class Connection(WebSocketPeer):
     """The server side of one client connection."""
 
     def __init__(self, hub: SyncHub, websocket: WebSocket) -> None:
-        self.hub = hub
-        self.websocket = websocket
+        super().__init__(hub, websocket)
         config = hub.config
         self.protocol = ServerProtocol(config.max_message_size, config.max_pending_before_auth)
         self.session: Session | None = None
-        self.claims: Claims | None = None
-        now = time.monotonic()
-        self.connected_at = now
-        self.last_seen = now
-        self.token_expires_at = 0.0
-        self._tokens = float(config.rate_burst)
-        self._tokens_at = now
-        self._queue: deque[bytes] = deque()
-        self._queued_bytes = 0
-        self._drainer: asyncio.Task[None] | None = None
-        self._closing = False
-        self._close_task: asyncio.Task[None] | None = None
-        self._receiver: asyncio.Task[Any] | None = None
-        client = websocket.client
-        self.peer = f"{client.host}:{client.port}" if client else "?"
-        self.log = logging.LoggerAdapter(log, {"peer": self.peer})
 
     # Subscriber protocol (rooms.py) ----------------------------------------------------
 
@@ -97,117 +76,24 @@ class Connection:
         """The authenticated user ('' before authentication)."""
         return self.claims.username if self.claims else ""
 
-    def post(self, frame: bytes) -> None:
-        """Queue a frame to send; never waits (see the module docstring)."""
-        if self._closing:
-            return
-        self._queue.append(frame)
-        self._queued_bytes += len(frame)
-        if self._queued_bytes > MAX_QUEUED_BYTES:
-            self.log.warning("closing %s: too far behind (%d bytes queued)", self.peer,
-                             self._queued_bytes)
-            self._queue.clear()
-            self._queued_bytes = 0
-            self.close(CloseCode.TRY_AGAIN_LATER, "too slow to keep up; reconnect and resync")
-            return
-        if self._drainer is None:
-            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+    # WebSocketPeer hooks -------------------------------------------------------------------
 
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                frame = self._queue.popleft()
-                self._queued_bytes -= len(frame)
-                await self.websocket.send_bytes(frame)
-        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
-            self.log.debug("send to %s failed: %s", self.peer, exc)
-            self._queue.clear()
-            self._queued_bytes = 0
-        finally:
-            self._drainer = None
-
-    def close(self, code: CloseCode, reason: str = "") -> None:
-        """Close after what is queued has been sent (never waits)."""
-        if self._closing:
-            return
-        self._closing = True
+    def on_closing(self, code: CloseCode, reason: str) -> None:
         self.protocol.close(code, reason)
-        self._close_task = asyncio.get_running_loop().create_task(self._close(code, reason))
-        self._wake_receiver()
 
-    def close_for_resync(self) -> None:
-        """Used by the hub after a failed write: the client reconnects and resyncs."""
-        self.close(CloseCode.TRY_AGAIN_LATER, "the server could not store a change; resync")
+    def on_text_frame(self) -> None:
+        self._fail(ErrorCode.BAD_MESSAGE, "frames must be binary", CloseCode.BAD_MESSAGE)
 
-    async def _close(self, code: int, reason: str) -> None:
-        drainer = self._drainer
-        if drainer is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(drainer), 5.0)
-            except TimeoutError:
-                drainer.cancel()
-        try:
-            await self.websocket.close(code, reason[:120])
-        except (RuntimeError, OSError) as exc:
-            self.log.debug("close of %s: %s", self.peer, exc)
+    def on_rate_limited(self) -> None:
+        self._fail(ErrorCode.RATE_LIMITED, "too many messages; slow down", CloseCode.RATE_LIMITED)
 
-    # The receive loop ---------------------------------------------------------------------
+    async def on_frame(self, data: bytes) -> None:
+        self.protocol.receive_data(data)
+        await self._handle_events()
 
-    async def run(self) -> None:
-        """Serve the connection until it closes."""
-        await self.websocket.accept()
-        try:
-            while not self._closing:
-                self._receiver = asyncio.ensure_future(self.websocket.receive())
-                try:
-                    message = await self._receiver
-                except asyncio.CancelledError:
-                    if self._closing and not _current_task_cancelling():
-                        break  # woken by close(): stop reading
-                    raise
-                finally:
-                    self._receiver = None
-                if message["type"] == "websocket.disconnect":
-                    break
-                data = message.get("bytes")
-                if data is None:
-                    self._fail(ErrorCode.BAD_MESSAGE, "frames must be binary",
-                               CloseCode.BAD_MESSAGE)
-                    break
-                self.last_seen = time.monotonic()
-                if not self._take_token():
-                    self._fail(ErrorCode.RATE_LIMITED, "too many messages; slow down",
-                               CloseCode.RATE_LIMITED)
-                    break
-                self.protocol.receive_data(data)
-                await self._handle_events()
-        except WebSocketDisconnect:
-            pass
-        finally:
-            self._closing = True
-            if self.session is not None and self.session.connection is self:
-                self.hub.detach(self.session)
-            if self._close_task is not None:
-                await self._close_task
-
-    def _wake_receiver(self) -> None:
-        """Interrupt a pending receive so run() sees that the connection is closing."""
-        receiver = self._receiver
-        if receiver is not None and not receiver.done():
-            receiver.cancel()
-
-    def _take_token(self) -> bool:
-        """Token-bucket rate limit (docs/protocol.md §8)."""
-        now = time.monotonic()
-        config = self.hub.config
-        self._tokens = min(
-            float(config.rate_burst), self._tokens + (now - self._tokens_at) * config.rate_limit
-        )
-        self._tokens_at = now
-        if self._tokens < 1.0:
-            return False
-        self._tokens -= 1.0
-        return True
+    def on_closed(self) -> None:
+        if self.session is not None and self.session.connection is self:
+            self.hub.detach(self.session)
 
     def _fail(self, code: ErrorCode, message: str, close_code: CloseCode) -> None:
         if self.protocol.state is not State.CLOSED:
@@ -486,11 +372,6 @@ class Connection:
     def revoke(self, reason: str) -> None:
         """The account was disabled or changed: close at once."""
         self._fail(ErrorCode.ACCESS_REVOKED, reason, CloseCode.ACCESS_REVOKED)
-
-
-def _current_task_cancelling() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 _HANDLERS: dict[type[Message], Any] = {
