@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import secrets
 import statistics
@@ -64,6 +65,12 @@ def start_server(db: Path) -> tuple[subprocess.Popen[str], str]:
         proc.kill()
         raise SystemExit(f"server did not start: {line!r}")
     return proc, match.group(1)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, all threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def make_updates(count: int) -> list[bytes]:
@@ -154,11 +161,16 @@ async def run(args: argparse.Namespace) -> None:
                 await subscribe(ws, [doc_id])
                 work.append((ws, [(doc_id, u) for u in make_updates(args.per_client)]))
             started = time.perf_counter()
+            server_cpu, own_cpu = cpu_seconds(proc.pid), time.process_time()
             await asyncio.gather(*(send_and_wait(ws, items) for ws, items in work))
             elapsed = time.perf_counter() - started
+            server_cpu = cpu_seconds(proc.pid) - server_cpu
+            own_cpu = time.process_time() - own_cpu
             total = args.clients * args.per_client
             print(f"concurrent: {args.clients} clients x {args.per_client} updates = {total} "
-                  f"durably acked in {elapsed:.2f} s -> {total / elapsed:,.0f} updates/s")
+                  f"durably acked in {elapsed:.2f} s -> {total / elapsed:,.0f} updates/s "
+                  f"(server CPU {100 * server_cpu / elapsed:.0f}%, load generator "
+                  f"{100 * own_cpu / elapsed:.0f}%)")
             for ws in sockets:
                 await ws.close()
         finally:

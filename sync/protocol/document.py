@@ -56,6 +56,7 @@ __all__ = [
     "move_task",
     "new_document",
     "read_comments",
+    "read_field",
     "read_fields",
     "read_notes",
     "read_stamp",
@@ -136,16 +137,27 @@ class Roots:
     stamps: Map[Any]
 
 
+#: The attribute that caches a document's Roots on the Doc itself. A root never changes
+#: identity, and ``Doc.get`` (six per call) was the largest single cost of the server's
+#: per-update path. (Not a WeakKeyDictionary: each root refers to its Doc, so the value
+#: would keep the key alive; on the Doc it is an ordinary collectable cycle.)
+_ROOTS_ATTR = "_liveedit_roots"
+
+
 def roots(doc: Doc[Any]) -> Roots:
     """The document's root types, declared if this document has not seen them yet."""
-    return Roots(
-        fields=doc.get("fields", type=Map),
-        notes=doc.get("notes", type=Text),
-        tasks=doc.get("tasks", type=Map),
-        comments=doc.get("comments", type=Array),
-        meta=doc.get("meta", type=Map),
-        stamps=doc.get("stamps", type=Map),
-    )
+    found: Roots | None = getattr(doc, _ROOTS_ATTR, None)
+    if found is None:
+        found = Roots(
+            fields=doc.get("fields", type=Map),
+            notes=doc.get("notes", type=Text),
+            tasks=doc.get("tasks", type=Map),
+            comments=doc.get("comments", type=Array),
+            meta=doc.get("meta", type=Map),
+            stamps=doc.get("stamps", type=Map),
+        )
+        setattr(doc, _ROOTS_ATTR, found)
+    return found
 
 
 class ChangeTracker:
@@ -213,6 +225,12 @@ def read_fields(doc: Doc[Any]) -> dict[str, str | None]:
         value = raw.get(name)
         out[name] = value if value is None or isinstance(value, str) else str(value)
     return out
+
+
+def read_field(doc: Doc[Any], name: str) -> str | None:
+    """One field's value, read like :func:`read_fields` does (cheaper than all of them)."""
+    value = roots(doc).fields.get(name)
+    return value if value is None or isinstance(value, str) else str(value)
 
 
 @dataclass(frozen=True, slots=True)

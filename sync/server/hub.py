@@ -258,7 +258,7 @@ class SyncHub:
     def _notify_only(self, room: Room, actor: str, kind: NotificationKind) -> None:
         """A notification with no document change (joined / left)."""
         now = time.time()
-        title = _clip(document.read_fields(room.doc)["name"], MAX_TITLE)
+        title = _clip(document.read_field(room.doc, "name"), MAX_TITLE)
         notification = Notification(
             self.store.next_notification_seq(), room.doc_id, kind, actor, now, (), title
         )
@@ -277,7 +277,7 @@ class SyncHub:
             customer_id=customer_id_of(room.doc_id), name=values["name"], email=values["email"],
             phone=values["phone"], street1=values["street1"], street2=values["street2"],
             city=values["city"], state=values["state"], zip=values["zip"], tier=values["tier"],
-            updated_at=now, deleted=document.is_deleted(room.doc), cursor=seq,
+            updated_at=now, deleted=room.deleted, cursor=seq,
         )
 
     def _after_commit(

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Coroutine, Generator
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -49,7 +50,6 @@ class WebSocketPeer:
         self._drainer: asyncio.Task[None] | None = None
         self._closing = False
         self._close_task: asyncio.Task[None] | None = None
-        self._receiver: asyncio.Task[Any] | None = None
         client = websocket.client
         self.peer = f"{client.host}:{client.port}" if client else "?"
         self.log = logging.LoggerAdapter(log, {"peer": self.peer})
@@ -62,8 +62,17 @@ class WebSocketPeer:
     # Sending -----------------------------------------------------------------------------
 
     def post(self, frame: bytes) -> None:
-        """Queue a frame to send; never waits (see the module docstring)."""
+        """Send a frame, or queue it behind earlier ones; never waits.
+
+        With nothing queued the frame goes to the transport at once, without a task (see
+        :func:`_send_now`); a task drains the queue only while the transport is busy.
+        """
         if self._closing:
+            return
+        if self._drainer is None:
+            pending = self._send_now(frame)
+            if pending is not None:
+                self._drainer = asyncio.get_running_loop().create_task(self._drain(pending))
             return
         self._queue.append(frame)
         self._queued_bytes += len(frame)
@@ -73,12 +82,30 @@ class WebSocketPeer:
             self._queue.clear()
             self._queued_bytes = 0
             self.close(CloseCode.TRY_AGAIN_LATER, "too slow to keep up; reconnect and resync")
-            return
-        if self._drainer is None:
-            self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
-    async def _drain(self) -> None:
+    def _send_now(self, frame: bytes) -> Awaitable[None] | None:
+        """Hand a frame to the transport synchronously; returns what is left to await.
+
+        Sending through the ASGI stack is a coroutine, but it only suspends when the
+        transport's write buffer is full (uvicorn waits for it to drain before writing).
+        Stepping the coroutine once therefore sends at once in the common case, and saves a
+        task per frame, the largest cost of a fan-out to many subscribers. If it does
+        suspend, the rest of it is returned for the drainer to finish, in order.
+        """
+        coro = self.websocket.send_bytes(frame)
         try:
+            waiting_on = coro.send(None)
+        except StopIteration:
+            return None
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            self.log.debug("send to %s failed: %s", self.peer, exc)
+            return None
+        return _Resumed(coro, waiting_on)
+
+    async def _drain(self, first: Awaitable[None] | None = None) -> None:
+        try:
+            if first is not None:
+                await first
             while self._queue:
                 frame = self._queue.popleft()
                 self._queued_bytes -= len(frame)
@@ -99,7 +126,6 @@ class WebSocketPeer:
         self._closing = True
         self.on_closing(code, reason)
         self._close_task = asyncio.get_running_loop().create_task(self._close(code, reason))
-        self._wake_receiver()
 
     def on_closing(self, code: CloseCode, reason: str) -> None:
         """Hook: the connection starts closing (before the close frame is queued)."""
@@ -123,21 +149,17 @@ class WebSocketPeer:
     # Receiving ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve the connection until it closes."""
+        """Serve the connection until it closes.
+
+        No task per receive: once :meth:`close` has sent the close frame, the ASGI server
+        delivers ``websocket.disconnect`` to the pending receive, which ends the loop.
+        """
         await self.websocket.accept()
         try:
             await self.on_open()
             while not self._closing:
-                self._receiver = asyncio.ensure_future(self.websocket.receive())
-                try:
-                    message = await self._receiver
-                except asyncio.CancelledError:
-                    if self._closing and not _current_task_cancelling():
-                        break  # woken by close(): stop reading
-                    raise
-                finally:
-                    self._receiver = None
-                if message["type"] == "websocket.disconnect":
+                message = await self.websocket.receive()
+                if message["type"] == "websocket.disconnect" or self._closing:
                     break
                 self.last_seen = time.monotonic()
                 data = message.get("bytes")
@@ -174,12 +196,6 @@ class WebSocketPeer:
     def on_closed(self) -> None:
         """Hook: the connection is gone (always called once)."""
 
-    def _wake_receiver(self) -> None:
-        """Interrupt a pending receive so run() sees that the connection is closing."""
-        receiver = self._receiver
-        if receiver is not None and not receiver.done():
-            receiver.cancel()
-
     def _take_token(self) -> bool:
         """Token-bucket rate limit (docs/protocol.md §8)."""
         now = time.monotonic()
@@ -203,6 +219,17 @@ class WebSocketPeer:
         raise NotImplementedError
 
 
-def _current_task_cancelling() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
+class _Resumed:
+    """The remainder of a coroutine that was stepped once and suspended on ``waiting_on``.
+
+    Awaiting it first yields that same future to the running task (exactly what the
+    coroutine itself would have done), then resumes the coroutine where it stopped.
+    """
+
+    def __init__(self, coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+        self._coro = coro
+        self._waiting_on = waiting_on
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        yield self._waiting_on
+        return (yield from self._coro.__await__())

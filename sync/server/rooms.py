@@ -93,16 +93,19 @@ class Room:
     #: by Yjs client id.
     yjs: dict[str, Subscriber] = field(default_factory=dict)
     yjs_awareness: dict[int, AwarenessEntry] = field(default_factory=dict)
+    #: The tombstone flag, kept in step with ``meta`` (read only when meta changes).
+    deleted: bool = field(init=False)
     _deleted_before: bool = False
     _tracker: document.ChangeTracker = field(init=False)
 
     def __post_init__(self) -> None:
         self._tracker = document.ChangeTracker(self.doc)
+        self.deleted = document.is_deleted(self.doc)
 
     @contextmanager
     def _tracking(self) -> Iterator[None]:
         with self._tracker.tracking():
-            self._deleted_before = document.is_deleted(self.doc)
+            self._deleted_before = self.deleted
             yield
 
     def _change(self) -> Change | None:
@@ -111,7 +114,9 @@ class Room:
             return None
         roots = self._tracker.roots
         kinds: list[NotificationKind] = []
-        deleted = document.is_deleted(self.doc)
+        if "meta" in roots:
+            self.deleted = document.is_deleted(self.doc)
+        deleted = self.deleted
         if not self.exists:
             kinds.append(NotificationKind.CREATED)
         elif deleted and not self._deleted_before:
@@ -126,7 +131,7 @@ class Room:
             kinds.append(NotificationKind.UPDATED)
         self.exists = True
         field_names = tuple(f for f in document.FIELDS if f in self._tracker.fields)
-        title = document.read_fields(self.doc)["name"]
+        title = document.read_field(self.doc, "name")
         return Change(update, field_names, tuple(sorted(roots)), tuple(kinds), title)
 
     def apply_update(self, update: bytes) -> Change | None:
