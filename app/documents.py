@@ -193,7 +193,10 @@ class DocumentSet:
             roots = frozenset(tracked.roots)
         if not changed:
             if server_seq is not None:
-                self.replica.save_document(doc_id, doc.get_update(), server_seq=server_seq)
+                # Nothing new (every held customer's SyncStep2 on a reconnect): only the
+                # seq moves on, which the server can tell again, so no fsync.
+                with self.replica.cache_transaction():
+                    self.replica.save_document(doc_id, doc.get_update(), server_seq=server_seq)
             return False
         conflicts: list[ConflictRecorded] = []
         with self.replica.transaction():

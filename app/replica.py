@@ -171,12 +171,17 @@ class Replica:
 
     @contextmanager
     def cache_transaction(self) -> Iterator[None]:
-        """A transaction for data the server can always send again (the directory): its
-        commit skips the fsync (WAL + ``synchronous=NORMAL``), so it survives a crash of
-        the app but not necessarily of the OS. Local edits never use it."""
+        """A transaction for what the server can always tell again (directory rows, acks,
+        the seq of a document that did not change): its commit skips the fsync (WAL +
+        ``synchronous=NORMAL``), so it survives a crash of the app but not necessarily of
+        the OS, which can only undo the latest such commits (any later ``transaction()``
+        makes them durable too). Local edits never use it. Inside another transaction it
+        joins that one, whose commit decides."""
         with self._lock:
             if self._depth:
-                raise ReplicaError("cache_transaction() cannot nest in another transaction")
+                with self.transaction():
+                    yield
+                return
             conn = self._conn()
             conn.execute("PRAGMA synchronous = NORMAL")
             try:

@@ -276,7 +276,10 @@ class SyncEngine:
         if self._pushes.pop(message.ref, None) is not None:
             return
         refs = self._batches.pop(message.ref, [message.ref])
-        with self.replica.transaction():
+        # No fsync per ack (a reconnect brings one per customer): should the OS lose this
+        # commit, the entries are sent again and the server acks them without logging
+        # them twice (§5, "no-op update").
+        with self.replica.cache_transaction():
             removed = [ref for ref in refs if self.replica.remove_outbox(ref)]
         if removed:
             self.bus.emit(OutboxChanged(self.replica.outbox_count()))

@@ -27,13 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.core import ClientCore  # noqa: E402
-from liveedit.demo import start_server  # noqa: E402
-from sync.server.auth import AuthService, Role  # noqa: E402
-from sync.server.demo_data import generate_customers  # noqa: E402
-from sync.server.importer import import_customers  # noqa: E402
+from bench.shared import PASSWORD, prepare_server_db, running_server  # noqa: E402
 from tests.memory_keyring import memory_keyring  # noqa: E402
-
-PASSWORD = "bench password 1"
 
 
 class StallProbe:
@@ -84,12 +79,8 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
         collector.add_done_callback(lambda _t: gc.enable())
     db = folder / "server.db"
     print(f"preparing {args.customers:,} customers …", flush=True)
-    import_customers(db, generate_customers(args.customers))
-    with AuthService(db) as auth:
-        auth.add_user("reader", PASSWORD, Role.REP)
-        auth.add_user("writer", PASSWORD, Role.REP)
-    server, url = start_server(db)
-    try:
+    prepare_server_db(db, args.customers, reps=("reader", "writer"))
+    with running_server(db) as url:
         reader = ClientCore.open(folder / "reader")
         await reader.login(url, "reader", PASSWORD, remember=False)
         started = time.perf_counter()
@@ -114,9 +105,6 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
         probe.report(f"backlog of {args.backlog:,} updates", time.perf_counter() - started)
         await writer.close()
         await reader.close()
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def main() -> None:

@@ -263,8 +263,10 @@ class DirectoryPanel(QWidget):
         table.setAlternatingRowColors(True)
         table.setShowGrid(False)
         table.setWordWrap(False)
-        table.setSortingEnabled(True)
+        # The indicator first: enabling sorting sorts by it at once, and Qt's default is
+        # descending, which sorts all 100,000 rows (~0.2 s) only to be re-sorted ascending.
         table.horizontalHeader().setSortIndicator(0, Qt.SortOrder.AscendingOrder)
+        table.setSortingEnabled(True)
         table.horizontalHeader().setStretchLastSection(True)
         table.horizontalHeader().setHighlightSections(False)
         vertical = table.verticalHeader()

@@ -442,3 +442,15 @@ def test_field_versions(replica: Replica) -> None:
     replica.clear_field_version(DOC, "city")
     assert replica.field_version(DOC, "city") is None
     assert replica.field_version(DOC, "zip") == ("v3", 75001)
+
+
+def test_cache_transaction_inside_a_transaction_joins_it(replica: Replica) -> None:
+    with pytest.raises(RuntimeError), replica.transaction():
+        replica.set_setting("kept", "no")
+        with replica.cache_transaction():
+            replica.set_setting("inner", "x")
+        raise RuntimeError("the outer transaction fails")
+    assert replica.get_setting("kept") is None and replica.get_setting("inner") is None
+    with replica.transaction(), replica.cache_transaction():
+        replica.set_setting("inner", "y")
+    assert replica.get_setting("inner") == "y"
