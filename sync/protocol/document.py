@@ -61,6 +61,7 @@ __all__ = [
     "read_notes",
     "read_stamp",
     "read_tasks",
+    "repair_fields",
     "roots",
     "set_deleted",
     "set_fields",
@@ -225,6 +226,42 @@ def read_fields(doc: Doc[Any]) -> dict[str, str | None]:
         value = raw.get(name)
         out[name] = value if value is None or isinstance(value, str) else str(value)
     return out
+
+
+def _is_valid(name: str, value: Any) -> bool:
+    try:
+        validate_field(name, value)
+    except InvalidFieldValue:
+        return False
+    return True
+
+
+def repair_fields(doc: Doc[Any], changed: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Undo field values that break the field rules, as written by a peer that does not
+    check them (a Yjs app, a misbehaving client): each goes back to the value it replaced
+    when that one was valid, else it is removed (an unknown key too).
+
+    ``changed`` is :attr:`ChangeTracker.fields` of the change; call inside its tracking
+    block so the repair travels with it. Returns field → what was wrong (empty: nothing
+    to repair).
+    """
+    fields = roots(doc).fields
+    repaired: dict[str, str] = {}
+    with doc.transaction():
+        for name, change in changed.items():
+            if name not in fields:
+                continue
+            try:
+                validate_field(name, fields[name])
+                continue
+            except InvalidFieldValue as exc:
+                repaired[name] = str(exc)
+            old = change.get("oldValue")
+            if "oldValue" in change and _is_valid(name, old):
+                fields[name] = old
+            else:
+                del fields[name]
+    return repaired
 
 
 def read_field(doc: Doc[Any], name: str) -> str | None:

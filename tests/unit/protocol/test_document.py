@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pycrdt import Doc
 
+from sync.protocol import document
 from sync.protocol.document import (
     ADDRESS_FIELDS,
     FIELDS,
@@ -408,3 +409,21 @@ def test_concurrent_field_edits_converge() -> None:
     assert read_fields(a) == read_fields(b)
     assert read_fields(a)["city"] in {"Paris", "Lyon"}
     assert read_fields(a)["name"] == "Sam C."
+
+
+def test_repair_fields_undoes_values_that_break_the_rules() -> None:
+    doc = document.new_document()
+    tracker = document.ChangeTracker(doc)
+    document.set_fields(doc, {"email": "ann@example.com", "name": "Ann"})
+    fields = document.roots(doc).fields
+    with tracker.tracking():
+        with doc.transaction():  # what a peer that checks nothing can write
+            fields["email"] = 42.0
+            fields["zip"] = "not a zip!!"
+            fields["evil"] = "x"
+            fields["name"] = "Bob"
+        repaired = document.repair_fields(doc, tracker.fields)
+    assert set(repaired) == {"email", "zip", "evil"}
+    assert "postal code" in repaired["zip"]
+    assert fields.to_py() == {"email": "ann@example.com", "name": "Bob"}
+    assert document.repair_fields(doc, {"name": {"newValue": "Bob"}}) == {}
