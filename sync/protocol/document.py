@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from typing import Any, cast
+from typing import Any
 
 from pycrdt import Array, Doc, Map, Text, merge_updates
 
@@ -176,14 +176,18 @@ class ChangeTracker:
         self.fields: dict[str, dict[str, Any]] = {}
         self.roots: set[str] = set()
         r = roots(doc)
+        # The roots are observed on their ``integrated`` (native) types: pycrdt's wrapper
+        # builds every field of an event eagerly, and a Text event's delta costs time in
+        # the length of the text, which made each notes edit slower as notes grew (10,000
+        # edits: 1.05 s of observer time instead of 0.03 s). Only fields' keys are read.
         # pycrdt drops an observer when its Subscription is garbage-collected: keep them.
         self._subscriptions = [
             doc.observe(lambda event: self.updates.append(event.update)),
-            r.fields.observe(lambda event: self._on_fields(cast(Any, event).keys)),
-            r.notes.observe(lambda _event: self.roots.add("notes")),
-            r.tasks.observe_deep(lambda _events: self.roots.add("tasks")),
-            r.comments.observe(lambda _event: self.roots.add("comments")),
-            r.meta.observe(lambda _event: self.roots.add("meta")),
+            r.fields.integrated.observe(lambda event: self._on_fields(event.keys)),
+            r.notes.integrated.observe(lambda _event: self.roots.add("notes")),
+            r.tasks.integrated.observe_deep(lambda _events: self.roots.add("tasks")),
+            r.comments.integrated.observe(lambda _event: self.roots.add("comments")),
+            r.meta.integrated.observe(lambda _event: self.roots.add("meta")),
         ]
 
     def _on_fields(self, keys: dict[str, dict[str, Any]]) -> None:
