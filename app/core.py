@@ -341,11 +341,10 @@ class ClientCore:
         cid = self._known(customer_id)
 
         def insert(doc: Doc[Any]) -> None:
-            notes = document.roots(doc).notes
-            if len(str(notes)) + len(text) > document.MAX_NOTES_LENGTH:
+            if len(document.read_notes(doc)) + len(text) > document.MAX_NOTES_LENGTH:
                 raise InvalidFieldValue("notes", f"at most {document.MAX_NOTES_LENGTH} "
                                                  "characters")
-            notes.insert(max(0, min(index, len(str(notes)))), text)
+            document.insert_notes(doc, index, text)
 
         await self._edit(cid, insert, "notes", group=True)
 
@@ -359,10 +358,7 @@ class ClientCore:
         cid = self._known(customer_id)
 
         def delete(doc: Doc[Any]) -> None:
-            notes = document.roots(doc).notes
-            end = min(len(str(notes)), index + length)
-            if 0 <= index < end:
-                del notes[index:end]
+            document.delete_notes(doc, index, length)
 
         await self._edit(cid, delete, "notes", group=True)
 
@@ -472,8 +468,7 @@ class ClientCore:
             if document.is_deleted(doc) != bool(old.get("deleted")):
                 document.set_deleted(doc, bool(old.get("deleted")))
             if str(r.notes) != old.get("notes", ""):
-                del r.notes[0:len(str(r.notes))]
-                r.notes.insert(0, old.get("notes", ""))
+                document.replace_notes(doc, old.get("notes", ""))
             wanted = {t["id"]: t for t in old.get("tasks", [])}
             for task_id in list(r.tasks.keys()):
                 if task_id not in wanted:

@@ -6,8 +6,9 @@
    ``--rate`` (updates/s). Prints: connections held, errors and unexpected closes, server
    RSS at start and end, and delivery latency percentiles (edit sent → arrival at the
    other subscribers of that customer).
-2. Drop ``--storm`` (1,000) of them at once and reconnect them all (no backoff on purpose:
-   the worst case); prints how long until all are back and authenticated, and errors.
+2. Drop ``--storm`` (1,000) of them at once and reconnect them all at once (no backoff
+   of our own: the worst case), honouring only the server's ``retry_after`` when it is busy;
+   prints how long until all are back and authenticated, refusals and errors.
 
 Real server (child process, temp SQLite), real sockets on 127.0.0.1. Figures, not asserts.
 Usage: .venv/bin/python bench/load.py [--connections 2000] [--minutes 5] [--rate 200]
@@ -40,6 +41,7 @@ from sync.protocol import document  # noqa: E402
 from sync.protocol.messages import (  # noqa: E402
     Ack,
     Authenticate,
+    Error,
     Heartbeat,
     RemoteUpdate,
     Subscribe,
@@ -84,10 +86,31 @@ async def connect(url: str, token: str, doc_id: str) -> Any:
     ws = await websockets.connect(url, max_size=None, ping_interval=None)
     await ws.send(encode(Authenticate((1,), token, secrets.token_hex(8), "load")))
     welcome = decode(await ws.recv())
+    if isinstance(welcome, Error) and welcome.retry_after is not None:
+        await ws.close()
+        raise BusyError(welcome.retry_after)
     if not isinstance(welcome, Welcome):
         raise RuntimeError(f"not welcomed: {welcome}")
     await ws.send(encode(Subscribe((doc_id,))))
     return ws
+
+
+async def reconnect(url: str, token: str, doc_id: str, refusals: list[int]) -> Any:
+    """Connect like the app after a drop: a busy server's Error(retry_after) is honoured."""
+    while True:
+        try:
+            return await connect(url, token, doc_id)
+        except BusyError as busy:
+            refusals.append(1)
+            await asyncio.sleep(busy.retry_after)
+
+
+class BusyError(RuntimeError):
+    """The server refused the connection for now (Error(server_busy, retry_after))."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"server busy; retry in {retry_after} s")
+        self.retry_after = retry_after
 
 
 async def reader(ws: Any, stats: Stats, stop: asyncio.Event) -> None:
@@ -205,13 +228,15 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
         storm = sockets[: args.storm]
         await asyncio.gather(*(ws.close() for ws in storm), return_exceptions=True)
         started = time.perf_counter()
+        refusals: list[int] = []
         results = await asyncio.gather(
-            *(connect(url, token, random.choice(docs)) for _ in storm),
+            *(reconnect(url, token, random.choice(docs), refusals) for _ in storm),
             return_exceptions=True,
         )
         failed = [r for r in results if isinstance(r, BaseException)]
         print(f"reconnect storm: {len(storm):,} dropped at once and reconnected in "
-              f"{time.perf_counter() - started:.1f} s; failures {len(failed)}; "
+              f"{time.perf_counter() - started:.1f} s; told to retry later "
+              f"{len(refusals):,} times; failures {len(failed)}; "
               f"server alive: {server.poll() is None}")
         back = [r for r in results if not isinstance(r, BaseException)]
         for ws in [*sockets[args.storm:], *back]:

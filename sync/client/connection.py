@@ -42,6 +42,7 @@ the session id and a per-attempt connection number, through a ``LoggerAdapter``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
@@ -424,7 +425,11 @@ class ClientConnection:
         self._link = link
         try:
             link.proto.start(token, self.session_id, self._client_name)
-            await link.flush()
+            # Refused at once (server_busy), the server may have closed before our
+            # Authenticate went out. Its Error, with the retry_after the reconnect policy
+            # honours, is still to be read below.
+            with contextlib.suppress(NotConnected):
+                await link.flush()
             while True:
                 try:
                     data = await asyncio.wait_for(ws.recv(decode=False), self._dead_after)

@@ -49,9 +49,11 @@ __all__ = [
     "add_comment",
     "add_task",
     "apply_merge_patch",
+    "delete_notes",
     "delete_task",
     "edit_task",
     "fields_from_json",
+    "insert_notes",
     "is_deleted",
     "move_task",
     "new_document",
@@ -62,6 +64,7 @@ __all__ = [
     "read_stamp",
     "read_tasks",
     "repair_fields",
+    "replace_notes",
     "roots",
     "set_deleted",
     "set_fields",
@@ -190,6 +193,14 @@ class ChangeTracker:
             r.meta.integrated.observe(lambda _event: self.roots.add("meta")),
         ]
 
+    def close(self) -> None:
+        """Stop observing. pycrdt keeps each observer, which refers to the Doc, inside the
+        native document: a cycle Python's collector cannot see, so a tracked Doc is freed
+        only after this."""
+        for subscription in self._subscriptions:
+            subscription.drop()
+        self._subscriptions.clear()
+
     def _on_fields(self, keys: dict[str, dict[str, Any]]) -> None:
         self.roots.add("fields")
         for key, change in keys.items():
@@ -230,6 +241,41 @@ def read_fields(doc: Doc[Any]) -> dict[str, str | None]:
         value = raw.get(name)
         out[name] = value if value is None or isinstance(value, str) else str(value)
     return out
+
+
+def _utf8_offset(text: str, index: int) -> int:
+    return len(text[:index].encode("utf-8"))
+
+
+def insert_notes(doc: Doc[Any], index: int, text: str) -> None:
+    """Insert ``text`` into the notes at character ``index`` (clamped).
+
+    pycrdt's Text counts positions in UTF-8 bytes, not characters: every notes edit goes
+    through these functions, which convert, or an edit after an "é" lands in the wrong
+    place (or inside a character).
+    """
+    notes = roots(doc).notes
+    current = str(notes)
+    index = max(0, min(index, len(current)))
+    notes.insert(_utf8_offset(current, index), text)
+
+
+def delete_notes(doc: Doc[Any], index: int, length: int) -> None:
+    """Delete ``length`` characters of the notes from character ``index`` (clamped)."""
+    notes = roots(doc).notes
+    current = str(notes)
+    end = min(len(current), index + length)
+    if 0 <= index < end:
+        start = _utf8_offset(current, index)
+        del notes[start:start + len(current[index:end].encode("utf-8"))]
+
+
+def replace_notes(doc: Doc[Any], text: str) -> None:
+    """Replace the whole notes text."""
+    notes = roots(doc).notes
+    with doc.transaction():
+        del notes[0:len(str(notes).encode("utf-8"))]
+        notes.insert(0, text)
 
 
 def _is_valid(name: str, value: Any) -> bool:

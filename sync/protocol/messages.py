@@ -566,10 +566,21 @@ _BY_KIND: dict[int, type[Message]] = {
 }
 
 
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls: type[Message]) -> tuple[str, ...]:
+    """A message class's field names in wire order (``dataclasses.fields`` is slow)."""
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
 def _plain(value: Any) -> Any:
     """Turn a message field into MessagePack-ready values (records become arrays)."""
     if isinstance(value, Message):
-        return [_plain(getattr(value, f.name)) for f in fields(value)]
+        return [_plain(getattr(value, name)) for name in _names(type(value))]
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, Mapping):
@@ -579,7 +590,7 @@ def _plain(value: Any) -> Any:
 
 def encode(message: Message) -> bytes:
     """Encode a message into the bytes of one WebSocket binary frame."""
-    body = [message.KIND.value, *(_plain(getattr(message, f.name)) for f in fields(message))]
+    body = [message.KIND.value, *(_plain(getattr(message, n)) for n in _names(type(message)))]
     return msgpack.packb(body, use_bin_type=True)  # type: ignore[no-any-return]
 
 
@@ -613,9 +624,9 @@ def decode(data: bytes, max_size: int = MAX_MESSAGE_SIZE) -> Message:
             f"{cls.__name__} has {len(cls.SCHEMA)} fields, got {len(values)}"
         )
     checked = []
-    for f, validate, value in zip(fields(cls), cls.SCHEMA, values, strict=True):
+    for name, validate, value in zip(_names(cls), cls.SCHEMA, values, strict=True):
         try:
             checked.append(validate(value))
         except _Invalid as exc:
-            raise MalformedMessage(f"{cls.__name__}.{f.name}: {exc}") from None
+            raise MalformedMessage(f"{cls.__name__}.{name}: {exc}") from None
     return cls(*checked)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import IntEnum
 
 from pycrdt import YMessageType, YSyncMessageType, write_message, write_var_uint
 
@@ -45,6 +46,7 @@ __all__ = [
     "SyncStep2",
     "SyncUpdate",
     "YMessage",
+    "YjsCloseCode",
     "auth_token",
     "awareness_relay",
     "awareness_update",
@@ -55,6 +57,19 @@ __all__ = [
     "sync_step2",
     "sync_update",
 ]
+
+class YjsCloseCode(IntEnum):
+    """Close codes of refusals on /yjs that retrying cannot fix.
+
+    The stock y-websocket provider reconnects after any close except codes 4400-4499,
+    which it takes as final (it stops and emits ``connection-close``): the application can
+    then get a new token, put it in ``provider.params`` and call ``provider.connect()``.
+    """
+
+    BAD_REQUEST = 4400  # not a customer id
+    UNAUTHORIZED = 4401  # no, forged or expired token: sign in again
+    FORBIDDEN = 4403  # no access to this customer, or the account was disabled/changed
+
 
 #: Message types beyond pycrdt's YMessageType (SYNC = 0, AWARENESS = 1).
 AUTH = 2

@@ -5,6 +5,10 @@ One port carries the WebSocket endpoints ``/ws`` (our protocol) and ``/yjs/{cust
 uvicorn (httptools for HTTP, the sans-I/O ``websockets`` implementation for WebSocket,
 uvloop where available). ``serve()`` returns when SIGINT/SIGTERM stops the server, after
 closing every connection with 1001 and committing everything queued.
+
+Admission control (:class:`Admission`) refuses new WebSocket connections while too many are
+authenticating or open, telling the client when to come back; the sweeper also evicts
+documents nobody uses (``room_idle_timeout``, ``max_loaded_rooms``).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
+import random
 import signal
 import socket
 import ssl
@@ -23,8 +28,11 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, WebSocket
+from starlette.websockets import WebSocketDisconnect
 
-from sync.protocol.errors import CloseCode
+from sync.protocol import yjs
+from sync.protocol.errors import CloseCode, ErrorCode
+from sync.protocol.messages import Error, encode
 
 from .auth import AuthService
 from .config import ServerConfig
@@ -43,6 +51,68 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL = 0.5
 REVOCATION_INTERVAL = 2.0
 PURGE_INTERVAL = 600.0
+#: Refused connections are logged as one summary line at most this often.
+REFUSAL_REPORT_INTERVAL = 10.0
+
+
+class Admission:
+    """Admission control for WebSocket connections (reconnect storms, floods).
+
+    A new connection is refused while ``max_connections`` are open or
+    ``max_authenticating`` have not finished authenticating yet (token not checked, or not
+    even sent): /ws gets ``Error(server_busy, retry_after)`` and close 1013, /yjs
+    permission-denied and 1013. ``retry_after`` is drawn from [S, 2 S] so that clients
+    refused together do not come back together.
+    """
+
+    def __init__(self, config: ServerConfig, connections: set[WebSocketPeer]) -> None:
+        self.config = config
+        self.connections = connections
+        #: Connections admitted but not authenticated when last looked at (pruned lazily).
+        self._authenticating: set[WebSocketPeer] = set()
+        self.refused = 0
+
+    def busy(self) -> str | None:
+        """Why a new connection must be refused now, or None to admit it."""
+        config = self.config
+        if len(self.connections) >= config.max_connections:
+            return f"the server has {len(self.connections)} connections"
+        if len(self._authenticating) >= config.max_authenticating:
+            self._authenticating = {
+                c for c in self._authenticating if c.claims is None and not c.closing
+            }
+            if len(self._authenticating) >= config.max_authenticating:
+                return f"{len(self._authenticating)} connections are authenticating"
+        return None
+
+    def admit(self, connection: WebSocketPeer) -> None:
+        """Count a connection that is about to be served."""
+        self.connections.add(connection)
+        self._authenticating.add(connection)
+
+    def leave(self, connection: WebSocketPeer) -> None:
+        """The connection is gone."""
+        self.connections.discard(connection)
+        self._authenticating.discard(connection)
+
+    def retry_after(self) -> float:
+        """Seconds a refused client should wait: jittered, one decimal."""
+        return round(self.config.busy_retry_after * (1.0 + random.random()), 1)
+
+    async def refuse(self, websocket: WebSocket, yjs_endpoint: bool, why: str) -> None:
+        """Tell the client to come back later, and close with 1013 (docs/protocol.md §8)."""
+        self.refused += 1
+        retry_after = self.retry_after()
+        text = f"the server is busy; retry in {retry_after:g} s"
+        log.debug("refusing a connection: %s", why)
+        frame = (yjs.permission_denied(text) if yjs_endpoint else
+                 encode(Error(ErrorCode.SERVER_BUSY, text, retry_after=retry_after)))
+        try:
+            await websocket.accept()
+            await websocket.send_bytes(frame)
+            await websocket.close(CloseCode.TRY_AGAIN_LATER, text)
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            log.debug("refused connection went away: %s", exc)
 
 
 def create_app(config: ServerConfig) -> FastAPI:
@@ -53,11 +123,12 @@ def create_app(config: ServerConfig) -> FastAPI:
     )
     hub = SyncHub(config, store, auth)
     connections: set[WebSocketPeer] = set()
+    admission = Admission(config, connections)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         store.start()
-        sweeper = asyncio.create_task(_sweep(hub, connections))
+        sweeper = asyncio.create_task(_sweep(hub, connections, admission))
         try:
             yield
         finally:
@@ -78,36 +149,77 @@ def create_app(config: ServerConfig) -> FastAPI:
     )
     app.state.hub = hub
     app.state.connections = connections
+    app.state.admission = admission
 
     async def serve_peer(connection: WebSocketPeer) -> None:
-        connections.add(connection)
+        admission.admit(connection)
         try:
             await connection.run()
         finally:
-            connections.discard(connection)
+            admission.leave(connection)
 
-    @app.websocket("/ws")
     async def websocket_endpoint(websocket: WebSocket) -> None:
+        why = admission.busy()
+        if why is not None:
+            await admission.refuse(websocket, False, why)
+            return
         await serve_peer(Connection(hub, websocket))
 
-    @app.websocket("/yjs/{customer_id}")
     async def yjs_endpoint(websocket: WebSocket, customer_id: str) -> None:
+        why = admission.busy()
+        if why is not None:
+            await admission.refuse(websocket, True, why)
+            return
         await serve_peer(YjsConnection(hub, websocket, customer_id))
 
+    app.state.websocket_endpoints = (websocket_endpoint, yjs_endpoint)
     install_http_api(app)
     return app
 
 
-async def _sweep(hub: SyncHub, connections: set[WebSocketPeer]) -> None:
-    """Deadlines, idle and token expiry for every connection; session grace; revocation;
-    notification purge. One task for all connections keeps per-connection memory low."""
-    last_revocation = last_purge = 0.0
+class WebSocketFront:
+    """The ASGI app uvicorn serves: ``/ws`` and ``/yjs/{customer_id}`` go straight to their
+    endpoints, everything else (HTTP, lifespan, unknown WebSocket paths) to FastAPI.
+
+    Around FastAPI's routing and middleware, a connection holds two suspended coroutine
+    frames instead of about fifteen (memory per connection), and the socket's ASGI
+    ``send`` is uvicorn's own, which lets ``peer.direct_writer`` write frames without a
+    coroutine chain each (the cost of a fan-out).
+    """
+
+    def __init__(self, api: FastAPI) -> None:
+        self.api = api
+        self._ws, self._yjs = api.state.websocket_endpoints
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            path: str = scope["path"]
+            if path == "/ws":
+                await self._ws(WebSocket(scope, receive, send))
+                return
+            if path.startswith("/yjs/") and "/" not in path[5:]:
+                await self._yjs(WebSocket(scope, receive, send), path[5:])
+                return
+        await self.api(scope, receive, send)
+
+
+async def _sweep(hub: SyncHub, connections: set[WebSocketPeer], admission: Admission) -> None:
+    """Deadlines, idle and token expiry for every connection; session grace; room eviction;
+    revocation; notification purge. One task for all connections keeps per-connection
+    memory low."""
+    last_revocation = last_purge = last_refusals = 0.0
+    refused = 0
     while True:
         await asyncio.sleep(SWEEP_INTERVAL)
         now = time.monotonic()
         for connection in list(connections):
             connection.sweep(now)
         hub.expire_sessions(now)
+        await _evict_rooms(hub, now)
+        if admission.refused != refused and now - last_refusals >= REFUSAL_REPORT_INTERVAL:
+            log.warning("server busy: refused %d connections since the last report (%d open)",
+                        admission.refused - refused, len(connections))
+            refused, last_refusals = admission.refused, now
         if now - last_revocation >= REVOCATION_INTERVAL:
             last_revocation = now
             await _check_revocations(hub, connections)
@@ -116,6 +228,25 @@ async def _sweep(hub: SyncHub, connections: set[WebSocketPeer]) -> None:
             purged = await asyncio.to_thread(hub.store.purge_notifications)
             if purged:
                 log.info("purged %d expired notifications", purged)
+
+
+async def _evict_rooms(hub: SyncHub, now: float) -> None:
+    """Evict documents nobody uses (rooms.py RoomRegistry): idle for room_idle_timeout, or
+    the least recently used ones past max_loaded_rooms. A write barrier first, so that what
+    an evicted room logged is durable and a reload reads the same document."""
+    rooms, idle_after = hub.rooms, hub.config.room_idle_timeout
+    if not rooms.idle(now, idle_after):
+        return
+    mark = hub.store.last_seq
+    try:
+        await hub.store.barrier()
+    except Exception as exc:  # the writer failed: keep every room (they reload after a drop)
+        log.debug("no room eviction: %s", exc)
+        return
+    rooms.durable_seq = max(rooms.durable_seq, mark)
+    evicted = rooms.evict_idle(time.monotonic(), idle_after)
+    if evicted:
+        log.debug("evicted %d idle documents; %d loaded", evicted, len(rooms))
 
 
 async def _check_revocations(hub: SyncHub, connections: set[WebSocketPeer]) -> None:
@@ -183,6 +314,8 @@ class _Server(uvicorn.Server):
 
 def uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
     """uvicorn settings for our app (one source for serve() and embedding)."""
+    if isinstance(app, FastAPI) and hasattr(app.state, "websocket_endpoints"):
+        app = WebSocketFront(app)
     return uvicorn.Config(
         app,
         host=config.host,

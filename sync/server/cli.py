@@ -179,6 +179,11 @@ _TUNABLES: dict[str, tuple[type, str]] = {
     "max_subscriptions": (int, "documents per connection (1000)"),
     "rate_limit": (float, "sustained messages per second per connection (200)"),
     "rate_burst": (int, "burst of messages per connection (2000)"),
+    "room_idle_timeout": (float, "evict a document unused this long, seconds (60)"),
+    "max_loaded_rooms": (int, "documents kept in memory at most; idle ones go first (10000)"),
+    "max_authenticating": (int, "refuse new connections while this many authenticate (256)"),
+    "max_connections": (int, "refuse new connections while this many are open (10000)"),
+    "busy_retry_after": (float, "a refused client is told to retry in S to 2 S seconds (2)"),
 }
 
 

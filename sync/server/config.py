@@ -47,6 +47,20 @@ class ServerConfig:
     max_batch: int = 2000
     #: Directory feed and notification pages.
     page_size: int = 1000
+    #: A loaded document nobody has used for this long is evicted from memory (no
+    #: subscriber, Yjs connection or presence; everything it logged durable).
+    room_idle_timeout: float = 60.0
+    #: At most this many documents in memory: past it the least recently used idle ones are
+    #: evicted first. Documents in use are never evicted, so this yields to them.
+    max_loaded_rooms: int = 10000
+    #: Admission control (reconnect storms): a new WebSocket connection is refused with
+    #: ``server_busy`` (a ``retry_after`` hint) and close 1013 when this many connections are
+    #: still authenticating, or when this many are open.
+    max_authenticating: int = 256
+    max_connections: int = 10000
+    #: The ``retry_after`` of a busy refusal is drawn uniformly from [S, 2 S]: clients
+    #: refused together come back spread out.
+    busy_retry_after: float = 2.0
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -60,6 +74,8 @@ class ServerConfig:
             "access_token_ttl", "refresh_token_ttl", "auth_timeout", "session_grace",
             "heartbeat_interval", "idle_timeout", "notification_ttl", "max_message_size",
             "max_subscriptions", "rate_limit", "rate_burst", "max_batch", "page_size",
+            "room_idle_timeout", "max_loaded_rooms", "max_authenticating", "max_connections",
+            "busy_retry_after",
         )
         for name in positive:
             if getattr(self, name) <= 0:

@@ -97,15 +97,30 @@ class SyncHub:
         self.config = config
         self.store = store
         self.auth = auth
-        self.rooms = RoomRegistry(self._load)
+        self.rooms = RoomRegistry(
+            self._load, max_rooms=config.max_loaded_rooms, on_gone=self._forget
+        )
         self.sessions: dict[str, Session] = {}
+        # Per-document state, kept while the document's room object lives (see _forget).
         self._last_notice: dict[str, _Coalesce] = {}
+        #: Updates logged since the document's last snapshot (drives snapshot writing).
         self._since_snapshot: dict[str, int] = {}
         self.stats = {"updates": 0, "noop_updates": 0, "fanout_frames": 0}
 
     async def _load(self, doc_id: str) -> tuple[list[bytes], int, bool]:
         parts, seq = await asyncio.to_thread(self.store.load_document, doc_id)
+        # The log rows after the last snapshot, as this load read them (one more when a
+        # snapshot came first): a document evicted and reloaded before SNAPSHOT_EVERY
+        # updates does not start counting at 0 again, so its log since the last snapshot,
+        # and the cost of loading it, stays bounded.
+        if parts:
+            self._since_snapshot[doc_id] = len(parts)
         return parts, seq, seq > 0
+
+    def _forget(self, doc_id: str) -> None:
+        """The document's room was evicted and freed: drop its per-document state."""
+        self._last_notice.pop(doc_id, None)
+        self._since_snapshot.pop(doc_id, None)
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -205,7 +220,10 @@ class SyncHub:
         room.seq = seq
         self.stats["updates"] += 1
         frame = encode(RemoteUpdate(room.doc_id, seq, change.update, author, now))
-        self.stats["fanout_frames"] += room.broadcast(frame, exclude=session_id)
+        # A repaired change goes back to its writer too: its replica still holds the values
+        # that were undone.
+        writer = None if change.repaired else session_id
+        self.stats["fanout_frames"] += room.broadcast(frame, exclude=writer)
         if room.yjs:
             self.stats["fanout_frames"] += room.broadcast_yjs(
                 yjs.sync_update(change.update), exclude=session_id
@@ -258,7 +276,7 @@ class SyncHub:
     def _notify_only(self, room: Room, actor: str, kind: NotificationKind) -> None:
         """A notification with no document change (joined / left)."""
         now = time.time()
-        title = _clip(document.read_field(room.doc, "name"), MAX_TITLE)
+        title = _clip(room.name, MAX_TITLE)
         notification = Notification(
             self.store.next_notification_seq(), room.doc_id, kind, actor, now, (), title
         )

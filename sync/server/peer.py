@@ -13,10 +13,12 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.exceptions import InvalidState
+from websockets.protocol import Protocol as WebSocketsProtocol
 
 from sync.protocol.errors import CloseCode
 
@@ -50,6 +52,7 @@ class WebSocketPeer:
         self._drainer: asyncio.Task[None] | None = None
         self._closing = False
         self._close_task: asyncio.Task[None] | None = None
+        self._write = direct_writer(websocket)
         client = websocket.client
         self.peer = f"{client.host}:{client.port}" if client else "?"
         self.log = logging.LoggerAdapter(log, {"peer": self.peer})
@@ -92,6 +95,8 @@ class WebSocketPeer:
         task per frame, the largest cost of a fan-out to many subscribers. If it does
         suspend, the rest of it is returned for the drainer to finish, in order.
         """
+        if self._write is not None and self._write(frame):
+            return None
         coro = self.websocket.send_bytes(frame)
         try:
             waiting_on = coro.send(None)
@@ -119,7 +124,7 @@ class WebSocketPeer:
 
     # Closing -----------------------------------------------------------------------------
 
-    def close(self, code: CloseCode, reason: str = "") -> None:
+    def close(self, code: int, reason: str = "") -> None:
         """Close after what is queued has been sent (never waits)."""
         if self._closing:
             return
@@ -127,7 +132,7 @@ class WebSocketPeer:
         self.on_closing(code, reason)
         self._close_task = asyncio.get_running_loop().create_task(self._close(code, reason))
 
-    def on_closing(self, code: CloseCode, reason: str) -> None:
+    def on_closing(self, code: int, reason: str) -> None:
         """Hook: the connection starts closing (before the close frame is queued)."""
 
     def close_for_resync(self) -> None:
@@ -217,6 +222,44 @@ class WebSocketPeer:
     def revoke(self, reason: str) -> None:
         """The account was disabled or changed: close at once."""
         raise NotImplementedError
+
+
+def direct_writer(websocket: WebSocket) -> Callable[[bytes], bool] | None:
+    """A synchronous frame writer straight to uvicorn's sans-I/O WebSocket, or None.
+
+    The ASGI way to send is a chain of coroutines (Starlette, uvicorn) around two calls:
+    ``conn.send_binary(frame)`` on the ``websockets`` sans-I/O protocol and
+    ``transport.write(...)``. For a fan-out to a thousand subscribers that chain was most
+    of the cost, so when the socket's ASGI ``send`` is uvicorn's own (the app routes
+    WebSockets around FastAPI's middleware, see app.py), this writer makes those two calls
+    itself, under the same conditions uvicorn checks. It returns False when it may not
+    (handshake not done, closing, transport paused): the caller then takes the ASGI path,
+    which waits for the transport as it should. ``test_peer.py`` checks that the pinned
+    uvicorn still has the shape this relies on.
+    """
+    send = getattr(websocket, "_send", None)
+    proto = getattr(send, "__self__", None)
+    conn = getattr(proto, "conn", None)
+    writable = getattr(proto, "writable", None)
+    if (
+        proto is None or getattr(send, "__name__", "") != "send"
+        or not isinstance(conn, WebSocketsProtocol) or not isinstance(writable, asyncio.Event)
+        or not hasattr(proto, "transport") or not hasattr(proto, "close_sent")
+    ):
+        return None
+
+    def write(frame: bytes) -> bool:
+        if (not writable.is_set() or proto.close_sent or proto.disconnected
+                or not proto.handshake_complete or proto.initial_response is not None):
+            return False
+        try:
+            conn.send_binary(frame)
+        except InvalidState:
+            return True  # the connection is closing: the frame is moot, as uvicorn drops it
+        proto.transport.write(b"".join(conn.data_to_send()))
+        return True
+
+    return write
 
 
 class _Resumed:

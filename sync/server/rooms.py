@@ -5,23 +5,37 @@ update or a server-side edit from the HTTP API) goes through :meth:`Room.apply_u
 :meth:`Room.edit`, which report what the change did as a :class:`Change`: the integrated
 update bytes (what gets logged and fanned out), which fields changed, and the notification
 kinds. Loading is lazy and happens once even when many clients ask at the same instant
-(:class:`RoomRegistry`).
+(:class:`RoomRegistry`), and a room nobody uses is evicted again (idle timeout, LRU cap).
+
+An update that builds on changes the document lacks is refused: pycrdt would keep such
+parts pending in the document, in memory, without bound (:mod:`sync.server.update_deps`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from pycrdt import Decoder, Doc, get_update
+from pycrdt import Doc, get_update
 
 from sync.protocol import document
 from sync.protocol.messages import NotificationKind, PresenceState
 from sync.protocol.yjs import AwarenessEntry
+
+from .update_deps import (
+    UpdateFormatError,
+    integrate_state,
+    left_pending,
+    one_contiguous_client,
+    read_state_vector,
+)
 
 __all__ = [
     "Change", "InvalidUpdate", "MissingDependencies", "Room", "RoomRegistry", "Subscriber",
@@ -45,7 +59,23 @@ class InvalidUpdate(Exception):
 
 
 class MissingDependencies(Exception):
-    """The update builds on changes the server does not have; the client must resync."""
+    """The update builds on changes the server does not have; the client must resync.
+
+    ``partial`` is not None when pycrdt integrated the rest of the update: like
+    InvalidUpdate's, that part is in the document and must be logged and fanned out.
+    """
+
+    def __init__(self, message: str, partial: Change | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+#: After an update left something pending in a document, every update to it is checked
+#: before it is applied, for this many seconds (see Room.apply_update).
+STRICT_AFTER_GAP = 60.0
+_MISSING = "this update builds on changes the server does not have; resync the document"
+#: An update v1 with no structs and no deletions.
+_EMPTY_UPDATE = b"\x00\x00"
 
 
 class Subscriber(Protocol):
@@ -72,6 +102,9 @@ class Change:
     roots: tuple[str, ...]
     kinds: tuple[NotificationKind, ...]
     title: str | None
+    #: Fields whose value broke the field rules and was undone inside this change (see
+    #: document.repair_fields): the writer must get the change back too.
+    repaired: tuple[str, ...] = ()
 
     @property
     def changes(self) -> tuple[str, ...]:
@@ -95,22 +128,51 @@ class Room:
     yjs_awareness: dict[int, AwarenessEntry] = field(default_factory=dict)
     #: The tombstone flag, kept in step with ``meta`` (read only when meta changes).
     deleted: bool = field(init=False)
+    #: The customer's name (notification titles), kept in step with ``fields``.
+    name: str | None = field(init=False)
+    #: time.monotonic() of the last use, for eviction (RoomRegistry).
+    last_used: float = 0.0
+    #: Until then (time.monotonic()) every update is checked before it is applied.
+    strict_until: float = 0.0
     _deleted_before: bool = False
-    _tracker: document.ChangeTracker = field(init=False)
+    #: Created on the first change (a room only read never observes its document), dropped
+    #: by release().
+    _tracker: document.ChangeTracker | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self._tracker = document.ChangeTracker(self.doc)
         self.deleted = document.is_deleted(self.doc)
+        self.name = document.read_field(self.doc, "name")
+
+    @property
+    def busy(self) -> bool:
+        """Someone is on the document: a subscriber, a Yjs connection, presence."""
+        return bool(self.subscribers or self.yjs or self.presence or self.yjs_awareness)
+
+    def release(self) -> None:
+        """Stop observing the document, so that it can be freed once nobody refers to it.
+
+        pycrdt keeps each observer callback, which refers to the Doc, inside the Rust
+        document: a cycle Python's collector cannot see. Without this an evicted room is
+        never freed (measured: about 22 KiB per small document). A later change observes
+        afresh (see _tracking), so a request still holding the room loses nothing.
+        """
+        tracker, self._tracker = self._tracker, None
+        if tracker is not None:
+            tracker.close()
 
     @contextmanager
     def _tracking(self) -> Iterator[None]:
+        if self._tracker is None:
+            self._tracker = document.ChangeTracker(self.doc)
         with self._tracker.tracking():
             self._deleted_before = self.deleted
             yield
 
     def _change(self) -> Change | None:
+        assert self._tracker is not None  # only called inside _tracking()
         update = self._tracker.update
-        if update is None:
+        if update is None or update == _EMPTY_UPDATE:
+            # pycrdt reports an empty update when all it did was keep something pending.
             return None
         roots = self._tracker.roots
         kinds: list[NotificationKind] = []
@@ -131,16 +193,37 @@ class Room:
             kinds.append(NotificationKind.UPDATED)
         self.exists = True
         field_names = tuple(f for f in document.FIELDS if f in self._tracker.fields)
-        title = document.read_field(self.doc, "name")
-        return Change(update, field_names, tuple(sorted(roots)), tuple(kinds), title)
+        if "name" in self._tracker.fields:
+            self.name = document.read_field(self.doc, "name")
+        return Change(update, field_names, tuple(sorted(roots)), tuple(kinds), self.name)
 
     def apply_update(self, update: bytes) -> Change | None:
         """Integrate a peer's update; None when it added nothing new.
 
         Raises InvalidUpdate for bytes pycrdt cannot decode, MissingDependencies when the
-        update needs changes this server lacks (it is kept pending inside the document and
-        integrated once they arrive).
+        update needs changes this server lacks: the peer resyncs and sends what is missing
+        with it. Nothing of such an update may stay in the document: pycrdt keeps what it
+        cannot place *pending* inside it, in memory and unbounded, and past a gap in a
+        client's own sequence it may even integrate structs its state vector does not
+        count (seen with yrs 0.28). So:
+
+        - a live edit (one client's structs, no gap in its sequence: a cheap check) is
+          applied, then pycrdt is asked whether anything was left pending. If so, the
+          document is rebuilt without it, what did integrate is reported as ``partial``
+          (logged and fanned out by the caller), and the room turns strict for a while;
+        - anything else, and every update of a strict room, is checked before it is
+          applied (update_deps.integrate_state replays pycrdt's integration against the
+          state vector) and refused whole when something would wait: nothing of it is
+          integrated, and a peer sending gap after gap costs no rebuild each.
         """
+        before = self.doc.get_state()
+        if self.strict_until > time.monotonic() or not one_contiguous_client(update, before):
+            try:
+                changes = integrate_state(update, read_state_vector(before))
+            except UpdateFormatError as exc:
+                raise InvalidUpdate(f"not a valid document update: {exc}") from exc
+            if changes is None:
+                raise MissingDependencies(_MISSING)
         with self._tracking():
             try:
                 self.doc.apply_update(update)
@@ -151,24 +234,55 @@ class Room:
                 raise InvalidUpdate(
                     f"not a valid document update: {exc}", partial=self._change()
                 ) from exc
+            repaired = document.repair_fields(self.doc, self._tracker.fields) if (
+                self._tracker is not None and self._tracker.fields) else {}
             change = self._change()
-        if change is None and not self._covers(update):
-            raise MissingDependencies(
-                "this update builds on changes the server does not have; resync the document"
-            )
+        if repaired and change is not None:
+            log.warning("%s: undid field values that break the rules: %s", self.doc_id,
+                        "; ".join(repaired.values()))
+            change = replace(change, repaired=tuple(sorted(repaired)))
+        # Integrated exactly as sent (the usual case) proves that nothing waits.
+        if (change is None or change.update != update) and self._left_pending(update):
+            partial = self._integrated_since(before, change)
+            self._purge()
+            self.strict_until = time.monotonic() + STRICT_AFTER_GAP
+            raise MissingDependencies(_MISSING, partial=partial)
         return change
 
-    def _covers(self, update: bytes) -> bool:
-        """True when every struct of ``update`` is already in the document.
+    def _integrated_since(self, before: bytes, change: Change | None) -> Change | None:
+        """What an update that left something pending did integrate, exactly.
 
-        ``get_update(update, state)`` keeps the structs the state vector lacks; an update
-        v1 starts with the number of client groups of structs, so 0 means nothing is left.
+        pycrdt's transaction event can leave out structs it integrated after setting others
+        aside (seen: a three-client update whose event covered 24 and 25 of the 26 and 35
+        clocks integrated), so the document's own diff from ``before`` is taken instead.
         """
+        if change is None and self.doc.get_state() == before:
+            return None
+        integrated = self.doc.get_update(before)
+        # The event may have missed changes to these too: read them afresh.
+        self.name = document.read_field(self.doc, "name")
+        self.deleted = document.is_deleted(self.doc)
+        if change is None:
+            self.exists = True
+            return Change(integrated, (), (), (NotificationKind.UPDATED,), self.name)
+        return replace(change, update=integrated, title=self.name)
+
+    def _left_pending(self, update: bytes) -> bool:
+        """Did pycrdt keep part of the update (just applied) pending in the document?"""
+        state = self.doc.get_state()
         try:
-            missing = get_update(update, self.doc.get_state())
-        except ValueError as exc:
+            return left_pending(get_update(update, state), state)
+        except (ValueError, UpdateFormatError) as exc:
             raise InvalidUpdate(f"not a valid document update: {exc}") from exc
-        return Decoder(missing).read_var_uint() == 0
+
+    def _purge(self) -> None:
+        """Replace the document by a copy without what pycrdt keeps pending in it (its
+        own full update leaves that out)."""
+        fresh: Doc[Any] = Doc(client_id=self.doc.client_id)
+        document.roots(fresh)
+        fresh.apply_update(self.doc.get_update())
+        self.release()
+        self.doc = fresh
 
     def edit(self, fn: Callable[[Doc[Any]], object]) -> Change | None:
         """Make a server-side change (HTTP API) in one transaction; None if it changed nothing.
@@ -199,12 +313,35 @@ def _post_all(subscribers: dict[str, Subscriber], frame: bytes, exclude: str | N
 
 
 class RoomRegistry:
-    """Loaded rooms by document id; loads each at most once at a time."""
+    """Loaded rooms by document id; loads each at most once at a time, evicts idle ones.
 
-    def __init__(self, loader: Callable[[str], Awaitable[tuple[list[bytes], int, bool]]]) -> None:
+    A room is *evictable* when nobody is on it (:attr:`Room.busy` is false) and everything
+    it logged is durable (``seq`` at most :attr:`durable_seq`, which the server's sweeper
+    advances after a write barrier). :meth:`evict_idle` drops evictable rooms unused for a
+    while; past ``max_rooms`` loaded rooms, the least recently used evictable ones go first
+    (also at once when a load goes over the cap). A room with subscribers is never evicted,
+    so the cap is soft: it yields to rooms in use.
+
+    An evicted room that something still refers to (a request between its ``get()`` and
+    its edit, a commit in flight) is handed out again by ``get()`` instead of a fresh load,
+    so there is never more than one live copy of a document: an edit made through the old
+    reference is in the room everyone uses, and in the log. ``on_gone(doc_id)`` is called
+    when a room is freed for good (the hub forgets its per-document state then).
+    """
+
+    def __init__(
+        self, loader: Callable[[str], Awaitable[tuple[list[bytes], int, bool]]], *,
+        max_rooms: int | None = None, on_gone: Callable[[str], None] | None = None,
+    ) -> None:
         self._loader = loader
-        self._rooms: dict[str, Room] = {}
+        #: Least recently used first.
+        self._rooms: OrderedDict[str, Room] = OrderedDict()
         self._loading: dict[str, asyncio.Future[Room]] = {}
+        self._evicted: weakref.WeakValueDictionary[str, Room] = weakref.WeakValueDictionary()
+        self.max_rooms = max_rooms
+        self.durable_seq = 0
+        self.evictions = 0
+        self._on_gone = on_gone
 
     def get_loaded(self, doc_id: str) -> Room | None:
         """The room if it is in memory."""
@@ -221,6 +358,12 @@ class RoomRegistry:
         load)."""
         room = self._rooms.get(doc_id)
         if room is not None:
+            room.last_used = time.monotonic()
+            self._rooms.move_to_end(doc_id)
+            return room
+        room = self._evicted.pop(doc_id, None)
+        if room is not None:  # evicted, but still referred to: the same copy again
+            self._register(room)
             return room
         pending = self._loading.get(doc_id)
         if pending is not None:
@@ -233,7 +376,11 @@ class RoomRegistry:
             for part in parts:
                 doc.apply_update(part)
             room = Room(doc_id, doc, seq, exists)
-            self._rooms[doc_id] = room
+            # Read from the log, so durable: commits are in seq order, so are all before it.
+            self.durable_seq = max(self.durable_seq, seq)
+            finalizer = weakref.finalize(room, self._gone, doc_id)
+            finalizer.atexit = False
+            self._register(room)
             future.set_result(room)
         except BaseException as exc:
             future.set_exception(exc)
@@ -243,6 +390,78 @@ class RoomRegistry:
             del self._loading[doc_id]
         return room
 
+    def _register(self, room: Room) -> None:
+        room.last_used = time.monotonic()
+        self._rooms[room.doc_id] = room
+        if self.max_rooms is not None and len(self._rooms) > self.max_rooms:
+            evicted = self._shrink(self.max_rooms, keep=room)
+            log.debug("evicted %d documents over the cap of %d; %d loaded", evicted,
+                      self.max_rooms, len(self._rooms))
+
+    def evictable(self, room: Room) -> bool:
+        """Nobody is on it and everything it logged is durable."""
+        return not room.busy and room.seq <= self.durable_seq
+
+    def idle(self, now: float, idle_after: float) -> bool:
+        """True when :meth:`evict_idle` has something to do: a room unused for
+        ``idle_after`` seconds, or more rooms than ``max_rooms``. Rooms in use count as
+        used now (so idleness is measured from when the last subscriber left)."""
+        due = free = False
+        for room in self._rooms.values():
+            if room.busy:
+                room.last_used = now
+            else:
+                free = True
+                if now - room.last_used >= idle_after:
+                    due = True
+        over = self.max_rooms is not None and len(self._rooms) > self.max_rooms
+        return due or (over and free)
+
+    def evict_idle(self, now: float, idle_after: float) -> int:
+        """Evict evictable rooms unused for ``idle_after`` seconds, then the least recently
+        used evictable ones while over ``max_rooms``; returns how many went."""
+        evicted = 0
+        for room in list(self._rooms.values()):
+            if room.busy:
+                room.last_used = now
+            elif now - room.last_used >= idle_after and self.evictable(room):
+                self._evict(room)
+                evicted += 1
+        if self.max_rooms is not None:
+            evicted += self._shrink(self.max_rooms)
+        return evicted
+
+    def _shrink(self, limit: int, keep: Room | None = None) -> int:
+        """Evict least recently used evictable rooms until at most ``limit`` are loaded."""
+        need = len(self._rooms) - limit
+        victims: list[Room] = []
+        for room in self._rooms.values():  # least recently used first
+            if len(victims) >= need:
+                break
+            if room is not keep and self.evictable(room):
+                victims.append(room)
+        for room in victims:
+            self._evict(room)
+        return len(victims)
+
+    def _evict(self, room: Room) -> None:
+        del self._rooms[room.doc_id]
+        room.release()
+        self._evicted[room.doc_id] = room
+        self.evictions += 1
+
+    def _gone(self, doc_id: str) -> None:
+        """A room object was freed: unless another copy is in use, forget the document."""
+        if self._on_gone is None or doc_id in self._rooms or doc_id in self._loading:
+            return
+        if self._evicted.get(doc_id) is None:
+            self._on_gone(doc_id)
+
     def evict(self, doc_id: str) -> Room | None:
-        """Drop a room from memory (it reloads from storage on next use)."""
-        return self._rooms.pop(doc_id, None)
+        """Drop a room from memory for good: the next use reloads it from storage (after a
+        failed write, when memory is ahead of the disk)."""
+        self._evicted.pop(doc_id, None)
+        room = self._rooms.pop(doc_id, None)
+        if room is not None:
+            room.release()
+        return room

@@ -63,6 +63,13 @@ class Connection(WebSocketPeer):
         config = hub.config
         self.protocol = ServerProtocol(config.max_message_size, config.max_pending_before_auth)
         self.session: Session | None = None
+        #: The Authenticate being verified in a worker thread (a database read). The receive
+        #: loop goes on meanwhile: ServerProtocol holds what arrives (at most
+        #: max_pending_before_auth, then 4008) until accept() releases it, in order.
+        self._auth_task: asyncio.Task[None] | None = None
+        #: Whoever dispatches events holds this: the receive loop, or the authentication
+        #: task while it accepts and dispatches the held messages.
+        self._turn = asyncio.Lock()
 
     # Subscriber protocol (rooms.py) ----------------------------------------------------
 
@@ -78,8 +85,8 @@ class Connection(WebSocketPeer):
 
     # WebSocketPeer hooks -------------------------------------------------------------------
 
-    def on_closing(self, code: CloseCode, reason: str) -> None:
-        self.protocol.close(code, reason)
+    def on_closing(self, code: int, reason: str) -> None:
+        self.protocol.close(CloseCode(code), reason)
 
     def on_text_frame(self) -> None:
         self._fail(ErrorCode.BAD_MESSAGE, "frames must be binary", CloseCode.BAD_MESSAGE)
@@ -89,7 +96,11 @@ class Connection(WebSocketPeer):
 
     async def on_frame(self, data: bytes) -> None:
         self.protocol.receive_data(data)
-        await self._handle_events()
+        auth = self._auth_task
+        if auth is not None and not auth.done() and self.protocol.state is State.AUTHENTICATING:
+            return  # held by ServerProtocol until the token is verified
+        async with self._turn:
+            await self._handle_events()
 
     def on_closed(self) -> None:
         if self.session is not None and self.session.connection is self:
@@ -113,13 +124,14 @@ class Connection(WebSocketPeer):
         self._send(Error(code, message[:_MAX_ERROR_TEXT], ref, doc))
 
     async def _handle_events(self) -> None:
-        for event in self.protocol.events_received():
-            if isinstance(event, ProtocolFailure):
-                self.log.info("closing %s: %s", self.peer, event.message)
-                self._flush()
-                self.close(event.close_code, event.message)
-                return
-            await self._dispatch(event)
+        while events := self.protocol.events_received():
+            for event in events:
+                if isinstance(event, ProtocolFailure):
+                    self.log.info("closing %s: %s", self.peer, event.message)
+                    self._flush()
+                    self.close(event.close_code, event.message)
+                    return
+                await self._dispatch(event)
         self._flush()
 
     async def _dispatch(self, message: Message) -> None:
@@ -137,15 +149,26 @@ class Connection(WebSocketPeer):
 
     # Handlers -------------------------------------------------------------------------------
 
-    def _verify(self, token: str) -> Claims | None:
-        try:
-            return self.hub.auth.verify_access(token)
-        except TokenExpired as exc:
-            self._reject(ErrorCode.TOKEN_EXPIRED, str(exc), CloseCode.TOKEN_EXPIRED)
-        except AccountDisabled as exc:
-            self._reject(ErrorCode.ACCESS_REVOKED, str(exc), CloseCode.ACCESS_REVOKED)
-        except AuthError as exc:
-            self._reject(ErrorCode.AUTH_FAILED, str(exc), CloseCode.AUTH_FAILED)
+    async def _check_token(self, token: str) -> Claims | AuthError:
+        """Verify an access token off the event loop (it reads the account's row)."""
+        def check() -> Claims | AuthError:
+            try:
+                return self.hub.auth.verify_access(token)
+            except AuthError as exc:
+                return exc
+
+        return await asyncio.to_thread(check)
+
+    def _claims_or_reject(self, outcome: Claims | AuthError) -> Claims | None:
+        """The claims of a verified token; otherwise refuse the connection and None."""
+        if isinstance(outcome, TokenExpired):
+            self._reject(ErrorCode.TOKEN_EXPIRED, str(outcome), CloseCode.TOKEN_EXPIRED)
+        elif isinstance(outcome, AccountDisabled):
+            self._reject(ErrorCode.ACCESS_REVOKED, str(outcome), CloseCode.ACCESS_REVOKED)
+        elif isinstance(outcome, AuthError):
+            self._reject(ErrorCode.AUTH_FAILED, str(outcome), CloseCode.AUTH_FAILED)
+        else:
+            return outcome
         return None
 
     def _reject(self, code: ErrorCode, message: str, close_code: CloseCode) -> None:
@@ -157,9 +180,27 @@ class Connection(WebSocketPeer):
             self._fail(code, message, close_code)
 
     async def _on_authenticate(self, message: Authenticate) -> None:
-        claims = self._verify(message.token)
-        if claims is None:
-            return
+        # Not awaited: the receive loop keeps reading while the token is checked (see
+        # _auth_task); _authenticate takes the turn once the check is done.
+        self._auth_task = asyncio.get_running_loop().create_task(self._authenticate(message))
+
+    async def _authenticate(self, message: Authenticate) -> None:
+        try:
+            outcome = await self._check_token(message.token)
+            async with self._turn:
+                if self._closing or self.protocol.state is not State.AUTHENTICATING:
+                    return  # closed meanwhile: auth deadline, too many held messages, shutdown
+                claims = self._claims_or_reject(outcome)
+                if claims is not None:
+                    await self._open(message, claims)
+                    await self._handle_events()  # what ServerProtocol held meanwhile, in order
+        except Exception:
+            self.log.exception("authenticating %s failed", self.peer)
+            self._fail(ErrorCode.INTERNAL_ERROR, "internal error; reconnect",
+                       CloseCode.INTERNAL_ERROR)
+
+    async def _open(self, message: Authenticate, claims: Claims) -> None:
+        """The token is good: bind the session, send Welcome, resume subscriptions."""
         self.claims = claims
         self.token_expires_at = claims.expires_at
         session, resumed, replaced = self.hub.attach(message.session_id, claims, self)
@@ -188,7 +229,7 @@ class Connection(WebSocketPeer):
                       "resumed" if resumed else "new session")
 
     async def _on_renew(self, message: RenewToken) -> None:
-        claims = self._verify(message.token)
+        claims = self._claims_or_reject(await self._check_token(message.token))
         if claims is None:
             return
         if self.claims is None or claims.username != self.claims.username:
@@ -283,6 +324,10 @@ class Connection(WebSocketPeer):
             self._error(ErrorCode.INVALID_UPDATE, str(exc), ref=message.ref, doc=message.doc)
             return
         except MissingDependencies as exc:
+            if exc.partial is not None:
+                # The part that did integrate: logged and fanned out like any change, no
+                # Ack (the rest was refused, see rooms.py); the client resyncs.
+                self.hub.accept_change(room, exc.partial, claims.username, session.session_id)
             self._error(ErrorCode.MISSING_DEPENDENCIES, str(exc), ref=message.ref,
                         doc=message.doc)
             return

@@ -32,6 +32,7 @@ from starlette.websockets import WebSocket
 from sync.protocol import yjs
 from sync.protocol.errors import CloseCode, MalformedMessage
 from sync.protocol.messages import customer_doc_id, is_doc_id
+from sync.protocol.yjs import YjsCloseCode
 
 from .auth import Claims
 from .errors import AccountDisabled, AuthError, TokenExpired
@@ -63,6 +64,9 @@ class YjsConnection(WebSocketPeer):
         self._authenticating = False
         self._awareness_ids: set[int] = set()
         self._queried = False
+        #: A sync step 1 was sent for a refused update and no update of this connection
+        #: has integrated since: do not ask again (see _on_update).
+        self._nudged = False
 
     @property
     def username(self) -> str:
@@ -74,7 +78,7 @@ class YjsConnection(WebSocketPeer):
     async def on_open(self) -> None:
         if not is_doc_id(self.doc_id):
             self._deny("not a customer id: use the customer's UUID in lowercase",
-                       CloseCode.BAD_MESSAGE)
+                       YjsCloseCode.BAD_REQUEST)
             return
         token = self.websocket.query_params.get("token")
         if token:
@@ -87,7 +91,7 @@ class YjsConnection(WebSocketPeer):
             if claims is None:
                 return
             if not can_access(claims, self.doc_id):
-                self._deny("you may not open this customer", CloseCode.AUTH_FAILED)
+                self._deny("you may not open this customer", YjsCloseCode.FORBIDDEN)
                 return
             room = await self.hub.rooms.get(self.doc_id)
             if self.closing:
@@ -113,14 +117,14 @@ class YjsConnection(WebSocketPeer):
         try:
             return self.hub.auth.verify_access(token)
         except TokenExpired as exc:
-            self._deny(str(exc), CloseCode.TOKEN_EXPIRED)
+            self._deny(str(exc), YjsCloseCode.UNAUTHORIZED)
         except AccountDisabled as exc:
-            self._deny(str(exc), CloseCode.ACCESS_REVOKED)
+            self._deny(str(exc), YjsCloseCode.FORBIDDEN)
         except AuthError as exc:
-            self._deny(str(exc), CloseCode.AUTH_FAILED)
+            self._deny(str(exc), YjsCloseCode.UNAUTHORIZED)
         return None
 
-    def _deny(self, reason: str, code: CloseCode) -> None:
+    def _deny(self, reason: str, code: int) -> None:
         """Tell the client in y-protocols' words, then close."""
         self.log.info("denied %s on %s: %s", self.peer, self.doc_id, reason)
         self.post(yjs.permission_denied(reason))
@@ -191,11 +195,20 @@ class YjsConnection(WebSocketPeer):
                 self.hub.accept_change(room, exc.partial, self.claims.username, None)
             self.close(CloseCode.BAD_MESSAGE, str(exc))
             return
-        except MissingDependencies:
-            # Kept pending in the document. Ask the client for everything we lack: its
-            # step 2 answer carries the missing changes.
-            self.post(yjs.sync_step1(room.doc.get_state()))
+        except MissingDependencies as exc:
+            # Refused, nothing of it kept pending (rooms.py); a part that did integrate is
+            # logged and fanned out. Ask the client for everything we lack: its step 2
+            # answer carries the missing changes with this one. Once only until something
+            # of this connection integrates: if the answer is refused too, the client
+            # lacks the dependencies itself, and asking again would loop.
+            if exc.partial is not None:
+                self.hub.accept_change(room, exc.partial, self.claims.username,
+                                       self.session_id)
+            if not self._nudged:
+                self._nudged = True
+                self.post(yjs.sync_step1(room.doc.get_state()))
             return
+        self._nudged = False
         if change is None:
             return
         _, future = self.hub.accept_change(room, change, self.claims.username,
@@ -242,7 +255,7 @@ class YjsConnection(WebSocketPeer):
             claims.role, claims.customer_id) != (old.role, old.customer_id
         ):
             self._deny("a renewed token must be for the same user and access; reconnect",
-                       CloseCode.AUTH_FAILED)
+                       YjsCloseCode.FORBIDDEN)
             return
         self.claims = claims
         self.token_expires_at = claims.expires_at
@@ -273,7 +286,7 @@ class YjsConnection(WebSocketPeer):
         if self.room is None:
             if now - self.connected_at > config.auth_timeout and not self._authenticating:
                 self._deny(f"authenticate within {config.auth_timeout:g} seconds",
-                           CloseCode.AUTH_TIMEOUT)
+                           YjsCloseCode.UNAUTHORIZED)
             return
         silent = now - self.last_seen
         if silent > config.idle_timeout:
@@ -283,8 +296,8 @@ class YjsConnection(WebSocketPeer):
             self.post(yjs.query_awareness())  # a live provider answers with its awareness
         elif time.time() > self.token_expires_at:
             self._deny("access token expired; reconnect with a new token",
-                       CloseCode.TOKEN_EXPIRED)
+                       YjsCloseCode.UNAUTHORIZED)
 
     def revoke(self, reason: str) -> None:
         """The account was disabled or changed: close at once."""
-        self._deny(reason, CloseCode.ACCESS_REVOKED)
+        self._deny(reason, YjsCloseCode.FORBIDDEN)

@@ -19,6 +19,7 @@ from websockets.asyncio.client import ClientConnection
 from sync.protocol import document, yjs
 from sync.protocol.errors import CloseCode
 from sync.protocol.messages import Ack, RemoteUpdate, Update, customer_doc_id
+from sync.protocol.yjs import YjsCloseCode
 
 from .conftest import ServerHandle, scaled
 from .test_server_sync import join
@@ -183,17 +184,20 @@ async def test_denied_clients_get_permission_denied_and_no_content(server: Serve
     assert document.read_fields(allowed.doc)["name"] == "Own"
     await allowed.close()
 
-    for cid, token in ((other, customer), (own, "not-a-token"), (own, rep + "x")):
+    # 44xx: codes the stock provider takes as final (no reconnect loop).
+    for cid, token, code in ((other, customer, YjsCloseCode.FORBIDDEN),
+                             (own, "not-a-token", YjsCloseCode.UNAUTHORIZED),
+                             (own, rep + "x", YjsCloseCode.UNAUTHORIZED)):
         client = await YClient.connect(server, cid, token)
         denied = await client.expect(yjs.PermissionDenied)
         assert denied.reason
-        assert await client.wait_closed() in (CloseCode.AUTH_FAILED, CloseCode.TOKEN_EXPIRED)
+        assert await client.wait_closed() == code
         assert not any(isinstance(m, (yjs.SyncStep1, yjs.SyncStep2)) for m in client.inbox)
         assert document.read_fields(client.doc)["name"] is None
 
     client = await YClient.connect(server, "not-a-uuid", rep)
     await client.expect(yjs.PermissionDenied)
-    assert await client.wait_closed() == CloseCode.BAD_MESSAGE
+    assert await client.wait_closed() == YjsCloseCode.BAD_REQUEST
 
 
 async def test_malformed_frames_close_without_changing_the_document(
@@ -242,4 +246,38 @@ async def test_unauthenticated_yjs_connection_is_closed_at_the_deadline(
     server = server_factory("--auth-timeout", "1")
     client = await YClient.connect(server, str(uuid.uuid4()))
     await client.expect(yjs.PermissionDenied)
-    assert await client.wait_closed() == CloseCode.AUTH_TIMEOUT
+    assert await client.wait_closed() == YjsCloseCode.UNAUTHORIZED
+
+
+async def test_field_values_that_break_the_rules_are_undone_for_everyone(
+    server: ServerHandle,
+) -> None:
+    server.add_user("rep")
+    token = server.token("rep")
+    cid = new_customer(server, token, "Ada Lovelace")
+    client = await YClient.connect(server, cid, token)
+    await client.sync()
+    native = await WireClient.connect(server.ws_url, token)
+    replica = (await join(native, customer_doc_id(cid))).doc
+
+    before = client.doc.get_state()
+    fields = document.roots(client.doc).fields
+    with client.doc.transaction():  # what an app that checks nothing can write
+        fields["email"] = 42
+        fields["zip"] = "not a zip!!"
+        fields["city"] = "Lyon"
+    await client.ws.send(yjs.sync_update(client.doc.get_update(before)))
+
+    await eventually(lambda: document.read_fields(client.doc)["zip"] is None)
+    assert document.read_fields(client.doc)["email"] is None
+    assert document.read_fields(client.doc)["city"] == "Lyon"  # the valid part stays
+    remote = await native.expect(RemoteUpdate)
+    replica.apply_update(remote.update)
+    assert (document.read_fields(replica)["zip"], document.read_fields(replica)["city"]) == (
+        None, "Lyon")
+    async with httpx.AsyncClient(timeout=scaled(10)) as http:
+        shown = (await http.get(f"{server.http_url}/customers/{cid}",
+                                headers={"Authorization": f"Bearer {token}"})).json()
+    assert shown["email"] is None and shown["address"]["zip"] is None
+    await client.close()
+    await native.close()

@@ -427,3 +427,16 @@ def test_repair_fields_undoes_values_that_break_the_rules() -> None:
     assert "postal code" in repaired["zip"]
     assert fields.to_py() == {"email": "ann@example.com", "name": "Bob"}
     assert document.repair_fields(doc, {"name": {"newValue": "Bob"}}) == {}
+
+
+def test_notes_edits_use_character_positions_in_non_ascii_text() -> None:
+    doc = document.new_document()
+    document.insert_notes(doc, 0, "José 😀 ok")
+    document.insert_notes(doc, 4, "!")  # after "José" (pycrdt counts UTF-8 bytes)
+    assert document.read_notes(doc) == "José! 😀 ok"
+    document.delete_notes(doc, 6, 1)  # the emoji, one character
+    assert document.read_notes(doc) == "José!  ok"
+    document.insert_notes(doc, 99, "?")  # clamped to the end
+    assert document.read_notes(doc) == "José!  ok?"
+    document.replace_notes(doc, "ñandú")
+    assert document.read_notes(doc) == "ñandú"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import time
+import weakref
 from typing import Any
 
 import pytest
@@ -66,7 +69,8 @@ def test_duplicate_update_changes_nothing() -> None:
 
 
 def test_update_with_a_gap_raises_missing_dependencies_then_integrates() -> None:
-    """An update past a gap is refused; once the gap is filled both are integrated."""
+    """An update past a gap is refused and not kept; once the gap is filled it is
+    integrated when sent again (as a resyncing client does)."""
     doc, updates = client_updates()
     room = empty_room()
     document.set_fields(doc, {"name": "first"})
@@ -75,6 +79,8 @@ def test_update_with_a_gap_raises_missing_dependencies_then_integrates() -> None
         room.apply_update(updates[1])
     change = room.apply_update(updates[0])
     assert change is not None
+    assert document.read_fields(room.doc)["name"] == "first"  # the second was not kept
+    assert room.apply_update(updates[1]) is not None
     assert document.read_fields(room.doc)["name"] == "second"
 
 
@@ -132,3 +138,117 @@ async def test_failed_load_is_reported_to_every_waiter_and_retried() -> None:
                                    return_exceptions=True)
     assert all(isinstance(r, OSError) for r in results)
     assert isinstance(await registry.get("customer:y"), Room)
+
+
+# --- eviction ------------------------------------------------------------------------------
+
+
+class FakeSubscriber:
+    """Stands for a connection in a room's subscriber dicts."""
+
+    session_id = "s"
+    username = "u"
+
+    def post(self, frame: bytes) -> None:
+        """Nothing to send to."""
+
+
+def stored_loader(store: dict[str, list[bytes]]) -> Any:
+    """A loader over an in-memory 'log': doc id → updates (seq = how many)."""
+    async def loader(doc_id: str) -> tuple[list[bytes], int, bool]:
+        parts = list(store.get(doc_id, []))
+        return parts, len(parts), bool(parts)
+    return loader
+
+
+async def test_idle_rooms_are_evicted_busy_and_undurable_ones_kept() -> None:
+    """Idle for the timeout and durable: evicted. Subscribers, Yjs connections, presence,
+    or a change not yet durable keep a room loaded."""
+    registry = RoomRegistry(stored_loader({}))
+    rooms = [await registry.get(f"customer:{i}") for i in range(6)]
+    rooms[0].subscribers["s"] = FakeSubscriber()
+    rooms[1].yjs["y"] = FakeSubscriber()
+    rooms[2].presence["s"] = ("u", {"field": "name"})
+    rooms[3].seq = 7  # changed, not yet known durable
+    now = rooms[5].last_used
+    assert not registry.idle(now + 0.5, idle_after=1.0)
+    assert registry.idle(now + 2.0, idle_after=1.0)
+    assert registry.evict_idle(now + 2.0, idle_after=1.0) == 2  # rooms 4 and 5
+    assert {r.doc_id for r in registry} == {f"customer:{i}" for i in range(4)}
+    registry.durable_seq = 7
+    rooms[0].subscribers.clear()  # the last subscriber leaves (last seen busy at +2.0)
+    assert registry.evict_idle(now + 2.5, idle_after=1.0) == 1  # room 3, now durable
+    assert registry.evict_idle(now + 2.9, idle_after=1.0) == 0
+    assert registry.evict_idle(now + 3.1, idle_after=1.0) == 1  # room 0, idle a second
+    assert {r.doc_id for r in registry} == {"customer:1", "customer:2"}
+
+
+async def test_cap_evicts_the_least_recently_used_idle_rooms_first() -> None:
+    """Past max_rooms a load evicts the least recently used evictable rooms at once; a room
+    in use is never evicted, so the cap yields to it."""
+    registry = RoomRegistry(stored_loader({}), max_rooms=3)
+    a = await registry.get("customer:a")
+    a.subscribers["s"] = FakeSubscriber()
+    await registry.get("customer:b")
+    await registry.get("customer:c")
+    await registry.get("customer:b")  # used again: c is now the least recently used idle
+    await registry.get("customer:d")
+    assert [r.doc_id for r in registry] == ["customer:a", "customer:b", "customer:d"]
+    b = await registry.get("customer:b")
+    b.subscribers["s"] = FakeSubscriber()
+    d = await registry.get("customer:d")
+    d.presence["s"] = ("u", {})
+    await registry.get("customer:e")  # nothing evictable: four loaded, over the cap
+    assert len(registry) == 4
+    d.presence.clear()
+    assert registry.evict_idle(d.last_used, idle_after=3600) == 1  # back to the cap
+    assert [r.doc_id for r in registry] == ["customer:a", "customer:b", "customer:e"]
+
+
+async def test_an_evicted_room_still_referred_to_is_handed_out_again() -> None:
+    """A request holding a room across its eviction edits the copy everyone gets next:
+    never two live copies of a document, no edit lost from memory."""
+    log: dict[str, list[bytes]] = {}
+    registry = RoomRegistry(stored_loader(log))
+    held = await registry.get("customer:h")
+    assert registry.evict_idle(held.last_used + 10, idle_after=1.0) == 1
+    change = held.edit(lambda doc: document.set_fields(doc, {"name": "Late"}))
+    assert change is not None and change.fields == ("name",)  # still tracked after release
+    again = await registry.get("customer:h")
+    assert again is held and document.read_fields(again.doc)["name"] == "Late"
+
+
+async def test_an_evicted_room_is_freed_and_its_state_forgotten() -> None:
+    """Once nothing refers to it the room is freed (pycrdt's observer cycle is broken by
+    release()), on_gone fires, and the next use loads it from storage again."""
+    log: dict[str, list[bytes]] = {}
+    gone: list[str] = []
+    registry = RoomRegistry(stored_loader(log), on_gone=gone.append)
+    room = await registry.get("customer:f")
+    change = room.edit(lambda doc: document.set_fields(doc, {"name": "Stored"}))
+    assert change is not None
+    log["customer:f"] = [change.update]
+    registry.durable_seq = room.seq = 1
+    alive = weakref.ref(room)
+    del room, change
+    assert registry.evict_idle(time.monotonic() + 10, idle_after=1.0) == 1
+    gc.collect()
+    assert alive() is None and gone == ["customer:f"]
+    reloaded = await registry.get("customer:f")
+    assert document.read_fields(reloaded.doc)["name"] == "Stored" and reloaded.seq == 1
+
+
+def test_released_rooms_do_not_pile_up_in_memory() -> None:
+    """Without release() the document of every room that ever observed it stays in memory
+    (a cycle through pycrdt's Rust side that Python's collector cannot see)."""
+    def make(release: bool) -> weakref.ref[Any]:
+        room = empty_room(exists=True)
+        room.edit(lambda doc: document.set_fields(doc, {"name": "x"}))
+        if release:
+            room.release()
+        return weakref.ref(room.doc)
+
+    kept, released = make(False), make(True)
+    gc.collect()
+    assert kept() is not None
+    assert released() is None
