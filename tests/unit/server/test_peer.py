@@ -62,3 +62,74 @@ async def test_a_busy_transport_queues_frames_and_sends_them_in_order() -> None:
     assert socket.sent == [b"a", b"b", b"c", b"d"]
     peer.post(b"e")
     assert socket.sent[-1] == b"e" and peer._drainer is None
+
+
+class _Transport:
+    """What uvicorn's protocol writes to (a socket's transport, minus the socket)."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8765)}.get(
+            name, default)
+
+    def close(self) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def test_direct_writer_works_with_the_pinned_uvicorn() -> None:
+    """peer.direct_writer relies on the shape of uvicorn's sans-I/O WebSocket protocol: a
+    real one, driven through a real handshake, must give a writer that emits real frames
+    (a uvicorn upgrade that changes that shape fails here, not silently in production)."""
+    from starlette.websockets import WebSocket
+    from uvicorn.config import Config
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    from uvicorn.server import ServerState
+    from websockets.frames import Frame, Opcode
+
+    from sync.server.peer import direct_writer
+
+    writers: list[Any] = []
+    accepted = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        websocket = WebSocket(scope, receive, send)
+        await websocket.accept()
+        writers.append(direct_writer(websocket))
+        accepted.set()
+        await receive()
+
+    config = Config(app=app, ws="websockets-sansio", lifespan="off",
+                    ws_per_message_deflate=False)
+    config.load()
+    protocol = WebSocketsSansIOProtocol(config=config, server_state=ServerState(),
+                                        app_state={})
+    transport = _Transport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol.data_received(
+        b"GET /yjs/x HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await asyncio.wait_for(accepted.wait(), 5)
+    assert writers[0] is not None, "uvicorn's protocol no longer has the expected shape"
+    handshake = bytes(transport.written)
+    assert handshake.startswith(b"HTTP/1.1 101")
+    assert writers[0](b"\x00\x01frame") is True
+    frame = bytes(transport.written)[len(handshake):]
+    assert frame == Frame(Opcode.BINARY, b"\x00\x01frame").serialize(
+        mask=False, extensions=[])  # type: ignore[call-arg]
+    protocol.connection_lost(None)
