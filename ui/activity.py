@@ -12,14 +12,9 @@ import logging
 import time
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
-    QDockWidget,
-    QHeaderView,
-    QLabel,
-    QStackedWidget,
-    QTreeWidget,
     QTreeWidgetItem,
     QWidget,
 )
@@ -28,6 +23,7 @@ from app.core import ClientCore
 from app.notifications import describe
 
 from .bridge import CoreBridge
+from .customer_list_dock import ROLE_CUSTOMER, CustomerListDock
 from .names import customer_id_of
 
 __all__ = ["OFFLINE_GROUP", "ActivityDock"]
@@ -35,7 +31,6 @@ __all__ = ["OFFLINE_GROUP", "ActivityDock"]
 log = logging.getLogger(__name__)
 
 OFFLINE_GROUP = "While you were offline"
-_ROLE_CUSTOMER = Qt.ItemDataRole.UserRole
 #: How many stored notifications the feed starts with.
 _INITIAL = 100
 #: The feed never grows beyond this many rows (oldest go first).
@@ -53,39 +48,19 @@ def _when(timestamp: float) -> str:
     return time.strftime("%d %b %H:%M", local)
 
 
-class ActivityDock(QDockWidget):
+class ActivityDock(CustomerListDock):
     """A dock with the notification feed."""
-
-    #: Open this customer (customer id).
-    customerRequested = Signal(str)
 
     def __init__(self, core: ClientCore, bridge: CoreBridge,
                  parent: QWidget | None = None) -> None:
-        super().__init__("Activity", parent)
-        self.core = core
-        self.setObjectName("activityDock")
-        self.setAccessibleName("Activity")
-        self.tree = QTreeWidget()
-        self.tree.setAccessibleName("Activity feed, newest first")
-        self.tree.setHeaderLabels(["What happened", "When"])
-        header = self.tree.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        self.tree.setUniformRowHeights(True)
+        super().__init__(
+            core, "Activity", "activityDock", list_name="Activity feed, newest first",
+            columns=["What happened", "When"],
+            empty_text="Nothing yet.\nWhat other reps do on customers appears here.",
+            empty_name="No activity yet", parent=parent,
+        )
         self.tree.setWordWrap(False)
         self.tree.setRootIsDecorated(True)
-        self.tree.itemClicked.connect(self._open)
-        self.tree.itemActivated.connect(self._open)
-        self.empty = QLabel("Nothing yet.\nWhat other reps do on customers appears here.")
-        self.empty.setAccessibleName("No activity yet")
-        self.empty.setWordWrap(True)
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty.setEnabled(False)
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.empty)
-        self.stack.addWidget(self.tree)
-        self.setWidget(self.stack)
         self._seen: set[int] = set()
         self._group: QTreeWidgetItem | None = None
         self._load()
@@ -98,7 +73,7 @@ class ActivityDock(QDockWidget):
         self._show_feed()
 
     def _show_feed(self) -> None:
-        self.stack.setCurrentWidget(self.tree if self.tree.topLevelItemCount() else self.empty)
+        self.show_list(bool(self.tree.topLevelItemCount()))
 
     def add(self, items: Any, offline: bool) -> None:
         """New notifications (live, or replayed after a reconnect when ``offline``)."""
@@ -129,7 +104,7 @@ class ActivityDock(QDockWidget):
         self._seen.add(n.seq)
         text = describe(n)
         item = QTreeWidgetItem([text, _when(n.time)])
-        item.setData(0, _ROLE_CUSTOMER, customer_id_of(_doc_of(n)))
+        item.setData(0, ROLE_CUSTOMER, customer_id_of(_doc_of(n)))
         item.setToolTip(0, text)
         item.setToolTip(1, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(n.time)))
         if group is not None:
@@ -140,11 +115,6 @@ class ActivityDock(QDockWidget):
     def _trim(self) -> None:
         while self.tree.topLevelItemCount() > _MAX_ROWS:
             self.tree.takeTopLevelItem(self.tree.topLevelItemCount() - 1)
-
-    def _open(self, item: QTreeWidgetItem) -> None:
-        cid = item.data(0, _ROLE_CUSTOMER)
-        if cid:
-            self.customerRequested.emit(cid)
 
     # --- reading (also for tests) ------------------------------------------------------
 
