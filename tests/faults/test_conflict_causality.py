@@ -16,18 +16,25 @@ async def _core(server: ServerHandle, folder: Path, name: str) -> ClientCore:
     return core
 
 
+async def _shared(alex: ClientCore, sam: ClientCore, fields: dict[str, str]) -> str:
+    """A customer Alex creates with ``fields`` and Sam has opened and synced."""
+    cid = await alex.create_customer({"name": fields["name"]})
+    if len(fields) > 1:
+        await alex.set_fields(cid, {k: v for k, v in fields.items() if k != "name"})
+    await alex.sync(scaled(20))
+    await sam.sync(scaled(20))
+    await sam.open_customer(cid)
+    await sam.sync(scaled(20))
+    return cid
+
+
 async def test_two_sequential_overwrites_while_offline_are_not_a_conflict(
         server: ServerHandle, tmp_path: Path) -> None:
     """Alex's value, seen by Sam and then overwritten twice by Sam, is no conflict for Alex."""
     alex = await _core(server, tmp_path, "alex")
     sam = await _core(server, tmp_path, "sam")
     try:
-        cid = await alex.create_customer({"name": "Shared"})
-        await alex.set_fields(cid, {"city": "Boston"})
-        await alex.sync(scaled(20))
-        await sam.sync(scaled(20))
-        await sam.open_customer(cid)
-        await sam.sync(scaled(20))
+        cid = await _shared(alex, sam, {"name": "Shared", "city": "Boston"})
         assert sam.customer(cid).fields["city"] == "Boston"
         await alex.disconnect()
         await sam.set_fields(cid, {"city": "Salem"})
@@ -48,12 +55,7 @@ async def test_one_overwrite_after_seeing_mine_is_not_a_conflict(
     alex = await _core(server, tmp_path, "alex")
     sam = await _core(server, tmp_path, "sam")
     try:
-        cid = await alex.create_customer({"name": "Shared"})
-        await alex.set_fields(cid, {"city": "Boston"})
-        await alex.sync(scaled(20))
-        await sam.sync(scaled(20))
-        await sam.open_customer(cid)
-        await sam.sync(scaled(20))
+        cid = await _shared(alex, sam, {"name": "Shared", "city": "Boston"})
         await alex.disconnect()
         await sam.set_fields(cid, {"city": "Salem"})
         await sam.sync(scaled(20))
@@ -71,11 +73,7 @@ async def test_concurrent_writes_while_offline_are_a_conflict(
     alex = await _core(server, tmp_path, "alex")
     sam = await _core(server, tmp_path, "sam")
     try:
-        cid = await alex.create_customer({"name": "Shared"})
-        await alex.sync(scaled(20))
-        await sam.sync(scaled(20))
-        await sam.open_customer(cid)
-        await sam.sync(scaled(20))
+        cid = await _shared(alex, sam, {"name": "Shared"})
         await alex.disconnect()
         await sam.disconnect()
         await alex.set_fields(cid, {"city": "Boston"})
