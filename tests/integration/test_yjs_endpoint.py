@@ -108,6 +108,13 @@ def new_customer(server: ServerHandle, token: str, name: str = "Ada Lovelace") -
     return str(response.json()["id"])
 
 
+def rep_with_customer(server: ServerHandle, name: str = "Ada Lovelace") -> tuple[str, str]:
+    """A rep's access token and a new customer of that name."""
+    server.add_user("rep")
+    token = server.token("rep")
+    return token, new_customer(server, token, name)
+
+
 async def history(server: ServerHandle, cid: str, token: str) -> list[dict[str, Any]]:
     async with httpx.AsyncClient(timeout=scaled(10)) as http:
         response = await http.get(f"{server.http_url}/customers/{cid}/history",
@@ -119,9 +126,7 @@ async def history(server: ServerHandle, cid: str, token: str) -> list[dict[str, 
 async def test_yjs_client_syncs_writes_and_gets_its_echo_after_the_commit(
     server: ServerHandle,
 ) -> None:
-    server.add_user("rep")
-    token = server.token("rep")
-    cid = new_customer(server, token)
+    token, cid = rep_with_customer(server)
     client = await YClient.connect(server, cid, token)
     await client.expect(yjs.SyncStep1)  # the server opens with its state vector
     await client.sync()
@@ -137,9 +142,7 @@ async def test_yjs_client_syncs_writes_and_gets_its_echo_after_the_commit(
 
 
 async def test_native_and_yjs_clients_see_each_others_updates(server: ServerHandle) -> None:
-    server.add_user("rep")
-    token = server.token("rep")
-    cid = new_customer(server, token)
+    token, cid = rep_with_customer(server)
     doc_id = customer_doc_id(cid)
     native = await WireClient.connect(server.ws_url, token)
     replica = (await join(native, doc_id)).doc
@@ -161,9 +164,7 @@ async def test_native_and_yjs_clients_see_each_others_updates(server: ServerHand
 
 
 async def test_token_by_auth_message_releases_held_messages(server: ServerHandle) -> None:
-    server.add_user("rep")
-    token = server.token("rep")
-    cid = new_customer(server, token, "Grace Hopper")
+    token, cid = rep_with_customer(server, "Grace Hopper")
     client = await YClient.connect(server, cid)
     await client.ws.send(yjs.sync_step1(client.doc.get_state()))  # held until authenticated
     await client.ws.send(yjs.auth_token(token))
@@ -203,9 +204,7 @@ async def test_denied_clients_get_permission_denied_and_no_content(server: Serve
 async def test_malformed_frames_close_without_changing_the_document(
     server: ServerHandle,
 ) -> None:
-    server.add_user("rep")
-    token = server.token("rep")
-    cid = new_customer(server, token)
+    token, cid = rep_with_customer(server)
     for frame in (b"\x00\x02\x05ab", b"\x09", b"\x00\x02\x03\xff\xff\xff", "text"):
         client = await YClient.connect(server, cid, token)
         await client.sync()
@@ -217,9 +216,7 @@ async def test_malformed_frames_close_without_changing_the_document(
 async def test_awareness_is_relayed_to_everyone_and_cleared_on_close(
     server: ServerHandle,
 ) -> None:
-    server.add_user("rep")
-    token = server.token("rep")
-    cid = new_customer(server, token)
+    token, cid = rep_with_customer(server)
     first = await YClient.connect(server, cid, token)
     second = await YClient.connect(server, cid, token)
     await first.sync()
@@ -252,9 +249,7 @@ async def test_unauthenticated_yjs_connection_is_closed_at_the_deadline(
 async def test_field_values_that_break_the_rules_are_undone_for_everyone(
     server: ServerHandle,
 ) -> None:
-    server.add_user("rep")
-    token = server.token("rep")
-    cid = new_customer(server, token, "Ada Lovelace")
+    token, cid = rep_with_customer(server)
     client = await YClient.connect(server, cid, token)
     await client.sync()
     native = await WireClient.connect(server.ws_url, token)
