@@ -23,6 +23,7 @@ from websockets.protocol import Protocol as WebSocketsProtocol
 from sync.protocol.errors import CloseCode
 
 from .auth import Claims
+from .errors import AuthError
 from .hub import SyncHub
 
 __all__ = ["MAX_QUEUED_BYTES", "WebSocketPeer"]
@@ -213,6 +214,16 @@ class WebSocketPeer:
             return False
         self._tokens -= 1.0
         return True
+
+    async def _check_token(self, token: str) -> Claims | AuthError:
+        """Verify an access token off the event loop (it reads the account's row)."""
+        def check() -> Claims | AuthError:
+            try:
+                return self.hub.auth.verify_access(token)
+            except AuthError as exc:
+                return exc
+
+        return await asyncio.to_thread(check)
 
     # Called by the server's sweeper --------------------------------------------------------
 

@@ -149,16 +149,6 @@ class Connection(WebSocketPeer):
 
     # Handlers -------------------------------------------------------------------------------
 
-    async def _check_token(self, token: str) -> Claims | AuthError:
-        """Verify an access token off the event loop (it reads the account's row)."""
-        def check() -> Claims | AuthError:
-            try:
-                return self.hub.auth.verify_access(token)
-            except AuthError as exc:
-                return exc
-
-        return await asyncio.to_thread(check)
-
     def _claims_or_reject(self, outcome: Claims | AuthError) -> Claims | None:
         """The claims of a verified token; otherwise refuse the connection and None."""
         if isinstance(outcome, TokenExpired):

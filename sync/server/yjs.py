@@ -35,7 +35,7 @@ from sync.protocol.messages import customer_doc_id, is_doc_id
 from sync.protocol.yjs import YjsCloseCode
 
 from .auth import Claims
-from .errors import AccountDisabled, AuthError, TokenExpired
+from .errors import AccountDisabled, AuthError
 from .hub import SyncHub, can_access
 from .peer import WebSocketPeer
 from .rooms import InvalidUpdate, MissingDependencies, Room
@@ -87,7 +87,7 @@ class YjsConnection(WebSocketPeer):
     async def _authenticate(self, token: str) -> None:
         self._authenticating = True
         try:
-            claims = self._verify(token)
+            claims = await self._verify(token)
             if claims is None:
                 return
             if not can_access(claims, self.doc_id):
@@ -113,15 +113,16 @@ class YjsConnection(WebSocketPeer):
                 break
             await self.on_frame(frame)
 
-    def _verify(self, token: str) -> Claims | None:
-        try:
-            return self.hub.auth.verify_access(token)
-        except TokenExpired as exc:
-            self._deny(str(exc), YjsCloseCode.UNAUTHORIZED)
-        except AccountDisabled as exc:
-            self._deny(str(exc), YjsCloseCode.FORBIDDEN)
-        except AuthError as exc:
-            self._deny(str(exc), YjsCloseCode.UNAUTHORIZED)
+    async def _verify(self, token: str) -> Claims | None:
+        outcome = await self._check_token(token)
+        if self.closing:
+            return None
+        if isinstance(outcome, AccountDisabled):
+            self._deny(str(outcome), YjsCloseCode.FORBIDDEN)
+        elif isinstance(outcome, AuthError):  # no, forged or expired token
+            self._deny(str(outcome), YjsCloseCode.UNAUTHORIZED)
+        else:
+            return outcome
         return None
 
     def _deny(self, reason: str, code: int) -> None:
@@ -246,7 +247,7 @@ class YjsConnection(WebSocketPeer):
             room.broadcast_yjs(frame)
 
     async def _renew(self, token: str) -> None:
-        claims = self._verify(token)
+        claims = await self._verify(token)
         old = self.claims
         assert old is not None
         if claims is None:
