@@ -18,13 +18,14 @@ import httpx
 from sync.client.errors import AuthenticationFailed
 
 from .credentials import CredentialStore, CredentialsUnavailable
-from .errors import ServerUnreachable, SignInFailed
+from .errors import NotLiveEditServer, ServerUnreachable, SignInFailed
 
 __all__ = ["Authenticator", "PasswordProvider"]
 
 log = logging.getLogger(__name__)
 
 PasswordProvider = Callable[[], Awaitable[str | None]]
+
 #: Renew the access token when less than this many seconds remain.
 _MARGIN = 30.0
 
@@ -79,6 +80,8 @@ class Authenticator:
         """
         response = await self._post("/auth/login",
                                     {"username": self.username, "password": password})
+        if response.status_code in (404, 405) or not _is_json(response):
+            await self._check_server()
         if response.status_code != 200:
             raise SignInFailed(_message(response, "sign-in failed"))
         self._remember = False
@@ -87,6 +90,20 @@ class Authenticator:
             self._remember = True
             assert self._refresh is not None
             self.credentials.save(self.server_url, self.username, self._refresh)
+
+    async def _check_server(self) -> None:
+        """Raise NotLiveEditServer unless ``GET /healthz`` answers like a Live Edit server."""
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as http:
+                response = await http.get(f"{self.server_url}/healthz")
+        except httpx.HTTPError as exc:
+            raise ServerUnreachable(f"cannot reach {self.server_url}: {exc}") from exc
+        if response.status_code == 200 and _is_json(response) \
+                and isinstance(response.json(), dict) and "status" in response.json():
+            return
+        raise NotLiveEditServer(
+            f"{self.server_url} is not a Live Edit server: check the address "
+            "(for example liveedit.example.com:8765, without a path)")
 
     async def access_token(self) -> str:
         """A valid access token for HTTP calls (refreshing or asking for the password)."""
@@ -153,6 +170,11 @@ class Authenticator:
                 log.warning("server unreachable; forgetting the sign-in locally only")
         self._access = self._refresh = None
         self._forget_keyring()
+
+
+def _is_json(response: httpx.Response) -> bool:
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("application/json")
 
 
 def _message(response: httpx.Response, default: str) -> str:

@@ -17,25 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from pycrdt import Doc, Map
 
-from sync.protocol import document
+from sync.protocol import document, schema
 from sync.protocol.errors import InvalidFieldValue
 from sync.protocol.messages import customer_doc_id
 
 from .auth import Authenticator, PasswordProvider
 from .credentials import CredentialStore, CredentialsUnavailable
 from .documents import DocumentSet, LocalChange
-from .errors import (
-    InvalidEdit,
-    NotSignedIn,
-    PermissionDenied,
-    ServerUnreachable,
-    SyncTimeout,
-    UnknownCustomer,
-)
+from .errors import InvalidEdit, NotSignedIn, SyncTimeout, UnknownCustomer
 from .events import ConflictResolved, EventBus
+from .history import HistoryClient, Version
+from .outbox import PendingChanges
 from .replica import Conflict, Replica
 from .sync_engine import SyncEngine
 
@@ -58,8 +52,7 @@ class CustomerView:
     def as_json(self) -> dict[str, Any]:
         """The HTTP API's representation plus notes, tasks and comments."""
         out: dict[str, Any] = {"id": self.id}
-        out.update({k: v for k, v in self.fields.items() if k not in document.ADDRESS_FIELDS})
-        out["address"] = {k: self.fields[k] for k in document.ADDRESS_FIELDS}
+        out.update(document.shape_json(self.fields))
         out["deleted"] = self.deleted
         out["notes"] = self.notes
         out["tasks"] = [{"id": t.id, "title": t.title, "done": t.done} for t in self.tasks]
@@ -68,16 +61,6 @@ class CustomerView:
             for c in self.comments
         ]
         return out
-
-
-@dataclass(frozen=True, slots=True)
-class Version:
-    """One entry of a customer's history on the server."""
-
-    seq: int
-    time: float
-    author: str
-    changes: tuple[str, ...]
 
 
 def _check_customer_id(customer_id: str) -> str:
@@ -234,6 +217,31 @@ class ClientCore:
         return self.replica.search(query, limit=limit, offset=offset, order_by=order_by,
                                    descending=descending)
 
+    def count(self, query: str) -> int:
+        """How many live customers match ``query`` (as :meth:`search`), offline too."""
+        return self.replica.count(query)
+
+    def deleted_customers(self, query: str = "", limit: int = 200) -> list[Any]:
+        """Deleted customers matching ``query`` (as :meth:`search`), most recently deleted
+        first, from the local directory (offline too); restore with
+        :meth:`restore_customer`."""
+        return self.replica.deleted_customers(query, limit)
+
+    def pending_changes(self) -> PendingChanges:
+        """What waits for the server, counted as a rep counts changes (per field, per
+        notes editing session, per customer; :mod:`app.outbox`)."""
+        return self.replica.pending_changes()
+
+    def pending_parts(self, customer_id: str) -> frozenset[str]:
+        """What of the customer waits for the server: field names and ``notes``,
+        ``tasks``, ``comments``, ``meta`` of its queued edits (empty once acked)."""
+        doc_id = customer_doc_id(_check_customer_id(customer_id))
+        return self.replica.pending_parts(doc_id)
+
+    def pending_fields(self, customer_id: str) -> frozenset[str]:
+        """The customer's fields with an edit in the outbox ("not yet synced")."""
+        return self.pending_parts(customer_id) & frozenset(schema.field_names())
+
     def outbox(self) -> list[Any]:
         """Changes waiting for the server's ack, oldest first."""
         return self.replica.outbox()
@@ -321,7 +329,7 @@ class ClientCore:
         author = self.username or ""
 
         def create(doc: Doc[Any]) -> None:
-            document.set_fields(doc, {**dict.fromkeys(document.FIELDS), **values},
+            document.set_fields(doc, {**dict.fromkeys(schema.field_names()), **values},
                                 author=author)
             meta = document.roots(doc).meta
             meta["created_by"] = author
@@ -419,33 +427,15 @@ class ClientCore:
 
     # --- history (from the server) ---------------------------------------------------------
 
-    async def _get(self, path: str) -> Any:
-        auth = self.authenticator()
-        token = await auth.access_token()
-        try:
-            async with httpx.AsyncClient(timeout=auth.timeout) as http:
-                response = await http.get(f"{auth.server_url}{path}",
-                                          headers={"Authorization": f"Bearer {token}"})
-        except httpx.HTTPError as exc:
-            raise ServerUnreachable(f"cannot reach {auth.server_url}: {exc}") from exc
-        if response.status_code == 403:
-            raise PermissionDenied(response.json().get("message", "not allowed"))
-        if response.status_code == 404:
-            raise UnknownCustomer(response.json().get("message", "not found"))
-        response.raise_for_status()
-        return response.json()
-
     async def history(self, customer_id: str, limit: int = 100) -> list[Version]:
         """A customer's versions on the server, newest first."""
         cid = _check_customer_id(customer_id)
-        data = await self._get(f"/customers/{cid}/history?limit={limit}")
-        return [Version(v["seq"], v["time"], v["author"], tuple(v["changes"]))
-                for v in data["items"]]
+        return await HistoryClient(self.authenticator()).history(cid, limit)
 
     async def version(self, customer_id: str, seq: int) -> dict[str, Any]:
         """The customer as it was right after change ``seq`` (JSON, with notes/tasks)."""
         cid = _check_customer_id(customer_id)
-        return await self._get(f"/customers/{cid}/versions/{seq}")  # type: ignore[no-any-return]
+        return await HistoryClient(self.authenticator()).version(cid, seq)
 
     async def revert(self, customer_id: str, seq: int, field: str | None = None) -> None:
         """Bring back the customer (or one field) as it was at ``seq``, as a new change by
@@ -453,11 +443,13 @@ class ClientCore:
         cid = self._known(customer_id)
         old = await self.version(cid, seq)
         values = document.fields_from_json(
-            {k: v for k, v in old.items() if k in {*document.FIELDS, "address"}}, partial=False
+            {k: v for k, v in old.items() if k in {*schema.field_names(), "address"}},
+            partial=False,
         )
         if field is not None:
-            if field not in document.FIELDS:
-                raise InvalidEdit(f"unknown field {field!r}; fields: {', '.join(document.FIELDS)}")
+            if field not in schema.field_names():
+                raise InvalidEdit(
+                    f"unknown field {field!r}; fields: {', '.join(schema.field_names())}")
             await self.set_fields(cid, {field: values[field]})
             return
         author = self.username or ""

@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from pycrdt import Doc, UndoManager
 
-from sync.protocol import document
+from sync.protocol import document, schema
 from sync.protocol.messages import customer_doc_id, customer_id_of
 
 from .events import ConflictRecorded, DocumentChanged, EventBus, Origin, OutboxChanged
-from .replica import Replica
+from .outbox import ROOT_PARTS
+from .replica import Replica, ReplicaError
 
 __all__ = ["LOCAL_ORIGIN", "DocumentSet", "LocalChange"]
 
@@ -38,6 +40,10 @@ log = logging.getLogger(__name__)
 LOCAL_ORIGIN = "local"
 #: Edits closer together than this undo as one step (typing a word, not a letter).
 UNDO_GROUP_MS = 600
+#: Every part of a customer a change can touch (DocumentChanged.roots).
+_ALL_ROOTS = frozenset({"fields", "notes", "tasks", "comments", "meta"})
+#: The roots an outbox entry names besides its fields (:data:`app.outbox.ROOT_PARTS`).
+_PART_ROOTS = frozenset(ROOT_PARTS)
 
 
 
@@ -99,8 +105,10 @@ class DocumentSet:
         return self._tracked(customer_id).doc
 
     def exists(self, customer_id: str) -> bool:
-        """True when the replica holds this customer's document with some content."""
-        return self.replica.load_document(customer_doc_id(customer_id)) is not None
+        """True when this customer's document is open or stored in the replica (a cheap
+        check: the stored state is read once, when the document is opened)."""
+        return customer_id in self._open or self.replica.has_document(
+            customer_doc_id(customer_id))
 
     def edit(self, customer_id: str, fn: Callable[[Doc[Any]], object],
              summary: str = "", *, group: bool = False) -> LocalChange | None:
@@ -155,27 +163,43 @@ class DocumentSet:
         doc_id = customer_doc_id(customer_id)
         fields = frozenset(written)
         me = self._author()
-        with self.replica.transaction():
+        current = document.read_fields(doc)
+        values = {name: current.get(name) for name in fields}
+        deleted = document.is_deleted(doc)
+        with self._storing(customer_id):
             self.replica.save_document(doc_id, doc.get_update(), held=True)
-            ref = self.replica.add_outbox(doc_id, update, summary or _summary(fields, roots))
-            values = document.read_fields(doc)
+            # What the rep would call changed: a new customer's empty fields are not.
+            parts = {n for n, c in written.items() if c.get("oldValue") != c.get("newValue")}
+            parts |= roots & _PART_ROOTS
+            ref = self.replica.add_outbox(doc_id, update, summary or _summary(fields, roots),
+                                          parts)
             for name in fields:
                 stamp = document.read_stamp(doc, name)
                 if stamp is not None and stamp.author == me:
-                    self.replica.set_field_version(doc_id, name, stamp.version, values.get(name))
+                    self.replica.set_field_version(doc_id, name, stamp.version, values[name])
                 else:  # undo brought back someone else's value: it is not ours to defend
                     self.replica.clear_field_version(doc_id, name)
             if fields or "meta" in roots:
                 # Only what this edit wrote: the document may not have synced yet, and the
                 # directory row from the server holds the rest.
-                self.replica.upsert_local_directory(
-                    customer_id, {name: values.get(name) for name in fields},
-                    document.is_deleted(doc),
-                )
+                self.replica.upsert_local_directory(customer_id, values, deleted)
         self.bus.emit(DocumentChanged(customer_id, fields, roots, Origin.LOCAL, me,
-                                      time.time()))
-        self.bus.emit(OutboxChanged(self.replica.outbox_count()))
+                                      time.time(), values, deleted))
+        self.bus.emit(OutboxChanged(self.replica.pending_changes().changes))
         return LocalChange(ref, customer_id, update, fields, roots)
+
+    @contextmanager
+    def _storing(self, customer_id: str) -> Iterator[None]:
+        """One replica transaction for a change already in the open document. If it fails
+        (disk full, read-only, locked), the open document is dropped too, so memory never
+        holds what the file lacks: it reloads from the replica, and the change can be
+        made or applied again."""
+        try:
+            with self.replica.transaction():
+                yield
+        except ReplicaError:
+            self.forget(customer_id)
+            raise
 
     def apply_remote(self, doc_id: str, update: bytes, *, author: str | None,
                      server_seq: int | None = None) -> bool:
@@ -196,13 +220,16 @@ class DocumentSet:
                 # Nothing new (every held customer's SyncStep2 on a reconnect): only the
                 # seq moves on, which the server can tell again, so no fsync.
                 with self.replica.cache_transaction():
-                    self.replica.save_document(doc_id, doc.get_update(), server_seq=server_seq)
+                    if not self.replica.set_server_seq(doc_id, server_seq):
+                        self.replica.save_document(doc_id, doc.get_update(),
+                                                   server_seq=server_seq)
             return False
         conflicts: list[ConflictRecorded] = []
-        with self.replica.transaction():
+        current = document.read_fields(doc)
+        with self._storing(customer_id):
             self.replica.save_document(doc_id, doc.get_update(), server_seq=server_seq)
-            for name, change in fields.items():
-                conflict = self._check_conflict(doc, doc_id, name, change)
+            for name in fields:
+                conflict = self._check_conflict(doc, doc_id, name, current.get(name))
                 if conflict is not None:
                     conflicts.append(conflict)
         winner_author = author
@@ -210,14 +237,16 @@ class DocumentSet:
             stamp = document.read_stamp(doc, name)
             if stamp is not None and stamp.author:
                 winner_author = stamp.author
-        self.bus.emit(DocumentChanged(customer_id, frozenset(fields), roots, Origin.REMOTE,
-                                      winner_author, time.time()))
+        self.bus.emit(DocumentChanged(
+            customer_id, frozenset(fields), roots, Origin.REMOTE, winner_author, time.time(),
+            {name: current.get(name) for name in fields}, document.is_deleted(doc),
+        ))
         for conflict in conflicts:
             self.bus.emit(conflict)
         return True
 
     def _check_conflict(self, doc: Doc[Any], doc_id: str, name: str,
-                        change: dict[str, Any]) -> ConflictRecorded | None:
+                        theirs: str | None) -> ConflictRecorded | None:
         mine = self.replica.field_version(doc_id, name)
         if mine is None:
             return None
@@ -228,7 +257,6 @@ class DocumentSet:
         self.replica.clear_field_version(doc_id, name)
         if stamp.supersedes(my_version):
             return None  # the new value was written by someone who had seen ours
-        theirs = document.read_fields(doc).get(name)
         if theirs == my_value:
             return None  # both wrote the same value: nothing to decide
         self.replica.add_conflict(doc_id, name, my_value, theirs, stamp.author, stamp.time)
@@ -242,6 +270,25 @@ class DocumentSet:
         if not self.replica.set_held(doc_id, True):
             self.replica.save_document(doc_id, self.doc(customer_id).get_update(), held=True)
 
+    def reset(self, customer_id: str) -> int:
+        """Start this customer's document over from the server's copy: the local state,
+        its queued updates and field versions are dropped, and an empty document is held
+        (its next sync brings the server's state). For an update the server refused for
+        good (``write_forbidden``): this client's later updates build on it and would be
+        refused too. Returns how many queued updates were dropped."""
+        doc_id = customer_doc_id(customer_id)
+        with self._storing(customer_id):
+            dropped = self.replica.discard_document(doc_id)
+            self.forget(customer_id)
+            doc = self.doc(customer_id)
+            self.replica.save_document(doc_id, doc.get_update(), held=True)
+        values = document.read_fields(doc)
+        self.bus.emit(DocumentChanged(
+            customer_id, frozenset(values), _ALL_ROOTS, Origin.REMOTE, None,
+            time.time(), values, document.is_deleted(doc),
+        ))
+        return dropped
+
     def forget(self, customer_id: str) -> None:
         """Drop an open document from memory (it reloads from the replica)."""
         self._open.pop(customer_id, None)
@@ -249,8 +296,7 @@ class DocumentSet:
 
 def _summary(fields: frozenset[str], roots: frozenset[str]) -> str:
     """Human text of what an edit touched, for the outbox view ("City, Zip", "notes")."""
-    parts = [f.replace("street", "street ").capitalize().strip() for f in document.FIELDS
-             if f in fields]
+    parts = [f.label for f in schema.fields() if f.name in fields]
     for root, label in (("notes", "notes"), ("tasks", "tasks"), ("comments", "comment"),
                         ("meta", "deleted/restored")):
         if root in roots:

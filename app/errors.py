@@ -11,6 +11,7 @@ Hierarchy::
     ├── CredentialsUnavailable    no OS keyring (defined in app.credentials)
     ├── ReplicaError              the local replica file is unusable (defined in app.replica)
     ├── ServerUnreachable         the server could not be reached (edits stay queued)
+    │   └── NotLiveEditServer     something answers there, but not a Live Edit server
     └── SyncTimeout               not fully in sync within the time allowed
 
 Messages are written for the rep (or the support engineer at a terminal): what happened
@@ -22,6 +23,7 @@ from __future__ import annotations
 __all__ = [
     "CoreError",
     "InvalidEdit",
+    "NotLiveEditServer",
     "NotSignedIn",
     "PermissionDenied",
     "ServerUnreachable",
@@ -61,3 +63,8 @@ class ServerUnreachable(CoreError):
 
 class SyncTimeout(CoreError):
     """Not fully in sync within the time allowed (edits stay queued)."""
+
+
+class NotLiveEditServer(ServerUnreachable):
+    """Something answers at the address, but it is not a Live Edit server (a wrong path
+    or port): the sign-in form says so instead of blaming the password."""

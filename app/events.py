@@ -9,7 +9,7 @@ synchronously, in order, on the thread that made the change (the event loop's).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -41,8 +41,15 @@ class Origin(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class DocumentChanged:
-    """A customer document changed. ``fields``: field names; ``roots``: also notes, tasks,
-    comments, meta (deleted)."""
+    """A customer document changed, and what it is now, so a view updates from the event
+    without reading the customer again (CONVENTIONS.md, "change sets").
+
+    ``fields``: names of the fields that changed; ``values``: their new values (every name
+    of ``fields`` is a key). ``roots``: the parts that changed — ``fields``, ``notes``,
+    ``tasks``, ``comments``, ``meta`` (deleted/restored); a view showing notes, tasks or
+    comments re-reads only that part, only when its root is here. ``deleted``: whether the
+    customer is deleted now.
+    """
 
     customer_id: str
     fields: frozenset[str]
@@ -50,7 +57,8 @@ class DocumentChanged:
     origin: Origin
     author: str | None
     time: float
-
+    values: Mapping[str, str | None] = field(default_factory=dict)
+    deleted: bool = False
 
 @dataclass(frozen=True, slots=True)
 class ConflictRecorded:
@@ -74,7 +82,8 @@ class ConflictResolved:
 
 @dataclass(frozen=True, slots=True)
 class OutboxChanged:
-    """The number of local changes waiting for the server's ack."""
+    """How many local changes wait for the server's ack, counted as a rep counts them
+    (per field, per notes editing session, per customer: :mod:`app.outbox`), not updates."""
 
     pending: int
 
@@ -112,10 +121,14 @@ class StatusChanged:
 
 @dataclass(frozen=True, slots=True)
 class ErrorReported:
-    """Something went wrong that the user should know about (one place shows errors)."""
+    """The core's one error event: something went wrong that the user should know about
+    (the UI shows it in its one error area). Raised by the server's refusals, by a remote
+    update the replica could not store (``retrying``: the core tries again by itself and
+    nothing is lost), and by an event subscriber that failed."""
 
     message: str
     customer_id: str | None = None
+    retrying: bool = False
 
 
 Event = (
@@ -133,12 +146,28 @@ class EventBus:
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
         """Call ``callback`` for every event; returns a function that unsubscribes."""
         self._subscribers.append(callback)
-        return lambda: self._subscribers.remove(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
 
     def emit(self, event: Event) -> None:
-        """Deliver an event. A failing subscriber is logged and does not stop the others."""
+        """Deliver an event to every subscriber.
+
+        A subscriber that raises does not stop the others: its failure is logged and
+        reported to every subscriber as an :class:`ErrorReported` (so the UI's error area
+        shows it). A failure while delivering that report is logged only (no loop).
+        """
+        failures: list[str] = []
         for callback in list(self._subscribers):
             try:
                 callback(event)
-            except Exception:
+            except Exception as exc:
                 log.exception("event subscriber %r failed on %r", callback, event)
+                failures.append(f"{type(event).__name__}: {exc}")
+        if isinstance(event, ErrorReported):
+            return
+        for failure in failures:
+            self.emit(ErrorReported(f"a part of the app failed to update ({failure})"))

@@ -9,15 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from sync.protocol import schema
+
 __all__ = ["describe", "field_label"]
 
-_LABELS = {"street1": "Street", "street2": "Street (line 2)", "zip": "Zip", "email": "E-mail",
-           "tier": "Tier", "notes": "the notes", "tasks": "the tasks"}
+#: How the parts of a customer that are not fields are named in a sentence.
+_ROOTS = {"notes": "the notes", "tasks": "the tasks", "comments": "the comments"}
 
 
 def field_label(name: str) -> str:
-    """How a field is named to a person ("zip" → "Zip")."""
-    return _LABELS.get(name, name.replace("_", " ").capitalize())
+    """How a field (the field table's label) or a part ("the notes") is named."""
+    return _ROOTS.get(name) or schema.label(name)
 
 
 def _join(names: Iterable[str]) -> str:

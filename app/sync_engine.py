@@ -14,6 +14,11 @@ send our state vector of each held document (SyncStep1), and send every outbox e
 - directory pages and live entries → the replica (the cursor is stored per page);
 - notifications live and replayed ("while you were offline") → the replica.
 
+What the replica fails to store (disk full, read-only, locked) is not dropped: it waits
+in a :class:`~app.store_retry.StoreRetry` and is stored again, in order, with the failure
+reported once as ``ErrorReported(retrying=True)``. Every send of an outbox entry is
+counted in the replica (``attempts``: the outbox view's "sent N times").
+
 "In sync" means: online, the directory pass and the notification replay finished, every
 held document answered its SyncStep2, the outbox is empty and no push awaits its ack.
 """
@@ -23,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,7 +40,6 @@ from sync.protocol.messages import (
     DIRECTORY_FEED,
     Ack,
     DirectoryChanges,
-    DirectoryEntry,
     DirectorySubscribe,
     Error,
     Message,
@@ -48,15 +51,14 @@ from sync.protocol.messages import (
     ReadNotifications,
     RemoteUpdate,
     Subscribe,
-    Subscribed,
     SyncStep1,
     SyncStep2,
-    Unsubscribe,
     Update,
     Welcome,
     customer_id_of,
 )
 
+from .directory_writer import CURSOR_SETTING, DirectoryWriter
 from .documents import DocumentSet
 from .events import (
     DirectoryChanged,
@@ -67,7 +69,8 @@ from .events import (
     PresenceUpdated,
     StatusChanged,
 )
-from .replica import OutboxEntry, Replica
+from .replica import OutboxEntry, Replica, ReplicaError
+from .store_retry import StoreRetry
 
 __all__ = ["SyncEngine"]
 
@@ -78,6 +81,11 @@ log = logging.getLogger(__name__)
 SEND_RATE = 100.0
 SEND_BURST = 500.0
 FLUSH_DELAY = 0.25
+#: Resyncs of a customer after ``missing_dependencies`` in a row (no ack for it between)
+#: that go out at once; beyond them each waits twice as long, up to RESYNC_BACKOFF_MAX s,
+#: and the first wait is reported (ErrorReported, retrying).
+RESYNC_RETRIES = 3
+RESYNC_BACKOFF_MAX = 30.0
 #: Refs of pushes (answers to the server's SyncStep1) live far above outbox refs.
 _PUSH_REFS = 1 << 62
 _EMPTY_UPDATE = b"\x00\x00"
@@ -105,12 +113,16 @@ class SyncEngine:
         self._refs = itertools.count(_PUSH_REFS)
         self._pushes: dict[int, str] = {}
         self._synced: set[str] = set()
-        self._resend: set[str] = set()
+        self._resend: set[str] = set()  # resync under way: resend the outbox on its SyncStep1
+        # Customers whose next edit must wait for the merged flush (an earlier one does).
+        self._deferred: set[str] = set()
+        # missing_dependencies resyncs per customer since its last ack, and delayed ones.
+        self._resyncs: dict[str, int] = {}
+        self._resync_waits: dict[str, asyncio.Task[None]] = {}
         self._sent: set[int] = set()  # outbox refs sent on the current connection
         self._batches: dict[int, list[int]] = {}  # merged resend: top ref → refs it holds
         self._subscribed: set[str] = set()  # documents subscribed on this connection
-        self._directory_replica: Replica | None = None  # the worker thread's connection
-        self._directory_lock = threading.Lock()
+        self._directory = DirectoryWriter(replica.path)
         # This rep's presence per document, re-announced on every connection; owned by the
         # core so it outlives a disconnect.
         self._my_presence: dict[str, dict[str, Any]] = (
@@ -124,6 +136,7 @@ class SyncEngine:
         self._notifications_done = False
         self._changed = asyncio.Event()
         self.welcome: Welcome | None = None
+        self._store = StoreRetry(self._dispatch, self._report_store_failure)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -133,11 +146,10 @@ class SyncEngine:
 
     async def close(self) -> None:
         """Close the connection; queued edits stay in the outbox."""
+        self._cancel_resync_waits()
         await self.connection.close()
-        with self._directory_lock:
-            if self._directory_replica is not None:
-                self._directory_replica.close()
-                self._directory_replica = None
+        await self._store.close()
+        self._directory.close()
 
     @property
     def status(self) -> Status:
@@ -162,6 +174,7 @@ class SyncEngine:
             and set(self.replica.held_documents()) <= self._synced
             and self.replica.outbox_count() == 0
             and not self._pushes
+            and not self._store.pending
         )
 
     def pending(self) -> str:
@@ -176,6 +189,8 @@ class SyncEngine:
             f"{self.replica.outbox_count()} change(s) not yet acked"
             if self.replica.outbox_count() else "",
             f"{len(self._pushes)} sync push(es) not yet acked" if self._pushes else "",
+            f"{self._store.pending} change(s) from the server not yet stored"
+            if self._store.pending else "",
         ]
         return "; ".join(p for p in parts if p) or "in sync"
 
@@ -197,6 +212,8 @@ class SyncEngine:
         self._resend.clear()
         self._sent.clear()
         self._batches.clear()
+        self._deferred.clear()  # the merged resend below sends every entry
+        self._cancel_resync_waits()
         self._directory_done = False
         self._notifications_done = False
         self.presence.clear()
@@ -204,7 +221,7 @@ class SyncEngine:
         self._subscribed = set(held)
         if held:
             await self.connection.send(Subscribe(tuple(held)))
-        cursor = int(self.replica.get_setting("directory_cursor") or 0)
+        cursor = int(self.replica.get_setting(CURSOR_SETTING) or 0)
         await self.connection.send(Subscribe((DIRECTORY_FEED,)))
         await self.connection.send(DirectorySubscribe(cursor))
         for doc_id in held:
@@ -233,20 +250,48 @@ class SyncEngine:
                 self._batches[top] = refs
             merged = entries[0].update if len(entries) == 1 else merge_updates(
                 *(e.update for e in entries))
+            # Every unsent entry of the customer is in this update (queued before the first
+            # await): its next edit may go out alone again.
+            self._deferred.discard(doc_id)
+            self._sent.update(refs)
             try:
                 await self.connection.send(Update(doc_id, top, merged))
             except NotConnected:
                 return
-            self._sent.update(refs)
+            self._count_attempts(refs)
 
     def _state_vector(self, doc_id: str) -> bytes:
         return self.docs.doc(customer_id_of(doc_id)).get_state()
 
+    def _count_attempts(self, refs: list[int]) -> None:
+        """Count a send of outbox entries (a counter: failing to store it loses nothing
+        but the count, so it is reported and sending goes on)."""
+        try:
+            self.replica.mark_attempt(refs)
+        except ReplicaError as exc:
+            log.warning("could not count a send of %s: %s", refs, exc)
+            self.bus.emit(ErrorReported(f"could not update the local outbox: {exc}"))
+
     async def _on_message(self, message: Message) -> None:
+        if type(message) in _STORED:
+            await self._store.run(message)
+        else:
+            await self._dispatch(message)
+        self._changed.set()
+
+    async def _dispatch(self, message: Message) -> None:
         handler = _HANDLERS.get(type(message))
         if handler is not None:
             await handler(self, message)
-        self._changed.set()
+
+    def _report_store_failure(self, message: Message, exc: ReplicaError) -> None:
+        doc = getattr(message, "doc", None)
+        customer = customer_id_of(doc) if isinstance(doc, str) and doc else None
+        self.bus.emit(ErrorReported(
+            f"Changes from the server could not be saved on this computer ({exc}). "
+            "Live Edit keeps them and tries again; free some disk space if it is full.",
+            customer, retrying=True,
+        ))
 
     async def _on_server_step1(self, message: SyncStep1) -> None:
         doc = self.docs.doc(customer_id_of(message.doc))
@@ -276,39 +321,106 @@ class SyncEngine:
         if self._pushes.pop(message.ref, None) is not None:
             return
         refs = self._batches.pop(message.ref, [message.ref])
+        self._resyncs.pop(message.doc, None)  # the server took this customer's changes
         # No fsync per ack (a reconnect brings one per customer): should the OS lose this
         # commit, the entries are sent again and the server acks them without logging
         # them twice (§5, "no-op update").
         with self.replica.cache_transaction():
             removed = [ref for ref in refs if self.replica.remove_outbox(ref)]
         if removed:
-            self.bus.emit(OutboxChanged(self.replica.outbox_count()))
+            self.bus.emit(OutboxChanged(self.replica.pending_changes().changes))
 
     async def _on_error(self, message: Error) -> None:
         if message.code is ErrorCode.MISSING_DEPENDENCIES and message.doc:
             if message.ref is not None:
                 self._pushes.pop(message.ref, None)
                 self._batches.pop(message.ref, None)
-            self._resend.add(message.doc)
-            await self.connection.send(Subscribe((message.doc,)))
+            await self._resync(message.doc)
             return
         if message.ref is not None and message.ref in self._pushes:
             self._pushes.pop(message.ref)
             log.warning("push for %s refused: %s", message.doc, message.message)
         elif message.ref is not None and message.code in (
             ErrorCode.INVALID_UPDATE, ErrorCode.INVALID_VALUE, ErrorCode.FORBIDDEN,
-            ErrorCode.NOT_SUBSCRIBED,
+            ErrorCode.NOT_SUBSCRIBED, ErrorCode.WRITE_FORBIDDEN,
         ):
             # The server will never accept these entries: keep them from blocking the outbox.
             for ref in self._batches.pop(message.ref, [message.ref]):
                 self.replica.remove_outbox(ref)
-            self.bus.emit(OutboxChanged(self.replica.outbox_count()))
+            self.bus.emit(OutboxChanged(self.replica.pending_changes().changes))
         if message.code is ErrorCode.FORBIDDEN and message.doc:
             self.replica.set_held(message.doc, False)
             self._subscribed.discard(message.doc)
             self._synced.discard(message.doc)
+        text = message.message
+        if message.code is ErrorCode.WRITE_FORBIDDEN and message.doc:
+            text += await self._start_over(message.doc)
         customer = customer_id_of(message.doc) if message.doc else None
-        self.bus.emit(ErrorReported(message.message, customer))
+        self.bus.emit(ErrorReported(text, customer))
+
+    async def _resync(self, doc_id: str) -> None:
+        """After ``missing_dependencies``: subscribe again, which brings the server's
+        SyncStep1, and resend the customer's outbox merged on top of what it has
+        (docs/protocol.md §7). One resync per customer at a time: the updates refused while
+        it is under way are in its merged resend. Resyncs that keep failing (no ack for the
+        customer in between) back off and are reported, rather than loop."""
+        if doc_id in self._resend:
+            return
+        self._resend.add(doc_id)
+        count = self._resyncs[doc_id] = self._resyncs.get(doc_id, 0) + 1
+        if count <= RESYNC_RETRIES:
+            await self._send_resync(doc_id)
+            return
+        delay = min(RESYNC_BACKOFF_MAX, 2.0 ** (count - RESYNC_RETRIES - 1))
+        log.warning("%s: the server refused its changes as incomplete %d times in a row; "
+                    "resyncing in %.0f s", doc_id, count, delay)
+        if count == RESYNC_RETRIES + 1:
+            self.bus.emit(ErrorReported(
+                "The server keeps refusing this customer's unsent changes as incomplete; "
+                "Live Edit keeps them and tries again, more slowly. If this goes on, "
+                "report it to your administrator.", customer_id_of(doc_id), retrying=True,
+            ))
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            self._resync_waits.pop(doc_id, None)
+            await self._send_resync(doc_id)
+
+        self._resync_waits[doc_id] = asyncio.get_running_loop().create_task(later())
+
+    async def _send_resync(self, doc_id: str) -> None:
+        if self.connection.status.state is not ConnectionState.ONLINE:
+            return  # the next connection resyncs every held customer anyway
+        try:
+            await self.connection.send(Subscribe((doc_id,)))
+        except NotConnected:
+            return
+
+    def _cancel_resync_waits(self) -> None:
+        for task in self._resync_waits.values():
+            task.cancel()
+        self._resync_waits.clear()
+
+    async def _start_over(self, doc_id: str) -> str:
+        """After ``write_forbidden``: the server kept nothing of that update, and this
+        client's later updates of the customer depend on it, so the local copy starts
+        over from the server's (docs/protocol.md §7). Returns what to add to the error."""
+        try:
+            dropped = self.docs.reset(customer_id_of(doc_id))
+        except ReplicaError as exc:
+            log.warning("could not start %s over: %s", doc_id, exc)
+            return f"; the local copy could not start over ({exc})"
+        self._synced.discard(doc_id)
+        self._resend.discard(doc_id)
+        self.bus.emit(OutboxChanged(self.replica.pending_changes().changes))
+        try:
+            await self.connection.send(SyncStep1(doc_id, self._state_vector(doc_id)))
+        except NotConnected:
+            log.info("%s starts over on the next connection (it is held)", doc_id)
+        if dropped:
+            return (f"; this customer is shown as the server has it, and {dropped} other "
+                    "unsent change(s) to it were discarded")
+        return "; this customer is shown as the server has it"
 
     async def _on_notification(self, message: Notification) -> None:
         if self.replica.add_notifications([message], offline=False):
@@ -331,27 +443,10 @@ class SyncEngine:
             self.replica.set_setting("notification_seq", str(seq))
 
     async def _on_directory(self, message: DirectoryChanges) -> None:
-        # A first sync brings 100,000 rows (~100 µs each with the search index): they are
-        # stored by a worker thread on its own connection (WAL: the UI keeps reading), so
-        # the event loop, which is the UI thread, never waits for them (no stall > 50 ms).
-        count = await asyncio.to_thread(self._store_directory, message.entries,
-                                        message.cursor)
+        count = await self._directory.store(message.entries, message.cursor)
         if not message.more:
             self._directory_done = True
         self.bus.emit(DirectoryChanged(count, self._directory_done))
-
-    def _store_directory(self, entries: tuple[DirectoryEntry, ...], cursor: int) -> int:
-        """Worker thread: store directory rows and advance the cursor in one transaction."""
-        with self._directory_lock:
-            if self._directory_replica is None:
-                self._directory_replica = Replica.open(self.replica.path)
-            store = self._directory_replica
-            with store.cache_transaction():
-                count = store.apply_directory(entries)
-                current = int(store.get_setting("directory_cursor") or 0)
-                if cursor > current:
-                    store.set_setting("directory_cursor", str(cursor))
-            return count
 
     async def _on_presence(self, message: PresenceChanged) -> None:
         peers = self.presence.setdefault(message.doc, {})
@@ -360,9 +455,6 @@ class SyncEngine:
         else:
             peers[message.session_id] = (message.user, dict(message.state))
         self.bus.emit(PresenceUpdated(customer_id_of(message.doc), dict(peers)))
-
-    async def _on_subscribed(self, message: Subscribed) -> None:
-        return
 
     # --- used by the core ------------------------------------------------------------------
 
@@ -375,14 +467,20 @@ class SyncEngine:
     async def _send_entry(self, doc_id: str, ref: int, update: bytes) -> None:
         if ref in self._sent:
             return
-        if not self._pace():
+        # A customer's updates must reach the server in the order they were made, each
+        # builds on the one before: once one of them waits for the merged flush, the later
+        # ones wait with it. Sent alone ahead of it, one would be refused as
+        # missing_dependencies (and each refusal costs a resync: a flood of messages).
+        if doc_id in self._deferred or not self._pace():
+            self._deferred.add(doc_id)
             self._flush_later()  # the bucket is empty: this edit goes out merged, soon
             return
+        self._sent.add(ref)
         try:
             await self.connection.send(Update(doc_id, ref, update))
         except NotConnected:
             return
-        self._sent.add(ref)
+        self._count_attempts([ref])
 
     def _pace(self) -> bool:
         """Client-side token bucket, below the server's per-connection limit (§8)."""
@@ -401,10 +499,12 @@ class SyncEngine:
         async def flush() -> None:
             await asyncio.sleep(FLUSH_DELAY)
             self._flusher = None
-            if self.connection.status.state is ConnectionState.ONLINE:
-                unsent = {e.doc_id for e in self.replica.outbox() if e.ref not in self._sent}
-                for doc_id in unsent:
-                    await self._send_outbox_merged(only=doc_id, skip_sent=True)
+            if self.connection.status.state is not ConnectionState.ONLINE:
+                return  # the next connection resends the whole outbox merged
+            unsent = {e.doc_id for e in self.replica.outbox() if e.ref not in self._sent}
+            self._deferred &= unsent  # nothing of the others waits any more
+            for doc_id in unsent:
+                await self._send_outbox_merged(only=doc_id, skip_sent=True)
 
         self._flusher = asyncio.get_running_loop().create_task(flush())
 
@@ -423,17 +523,6 @@ class SyncEngine:
             try:
                 await self.connection.send(Subscribe((doc_id,)))
                 await self.connection.send(SyncStep1(doc_id, self._state_vector(doc_id)))
-            except NotConnected:
-                return
-
-    async def release(self, doc_id: str) -> None:
-        """Stop holding a document (it stays on disk until pruned)."""
-        self.replica.set_held(doc_id, False)
-        self._synced.discard(doc_id)
-        self._subscribed.discard(doc_id)
-        if self.connection.status.state is ConnectionState.ONLINE:
-            try:
-                await self.connection.send(Unsubscribe((doc_id,)))
             except NotConnected:
                 return
 
@@ -459,6 +548,11 @@ def _has_content(update: bytes) -> bool:
     return decoder.read_var_uint() > 0 or len(update) > 2
 
 
+#: Messages whose content the replica stores: a failure to store them is retried.
+_STORED: frozenset[type[Message]] = frozenset({
+    SyncStep2, RemoteUpdate, DirectoryChanges, Notification, Notifications,
+})
+
 _HANDLERS: dict[type[Message], Callable[[SyncEngine, Any], Awaitable[None]]] = {
     SyncStep1: SyncEngine._on_server_step1,
     SyncStep2: SyncEngine._on_step2,
@@ -469,5 +563,4 @@ _HANDLERS: dict[type[Message], Callable[[SyncEngine, Any], Awaitable[None]]] = {
     Notifications: SyncEngine._on_notifications,
     DirectoryChanges: SyncEngine._on_directory,
     PresenceChanged: SyncEngine._on_presence,
-    Subscribed: SyncEngine._on_subscribed,
 }

@@ -39,6 +39,7 @@ import websockets  # noqa: E402
 from liveedit.demo import start_server  # noqa: E402
 from sync.protocol import document  # noqa: E402
 from sync.protocol.messages import (  # noqa: E402
+    PROTOCOL_VERSION,
     Ack,
     Authenticate,
     Error,
@@ -84,7 +85,7 @@ class Stats:
 async def connect(url: str, token: str, doc_id: str) -> Any:
     """An authenticated connection subscribed to one customer."""
     ws = await websockets.connect(url, max_size=None, ping_interval=None)
-    await ws.send(encode(Authenticate((1,), token, secrets.token_hex(8), "load")))
+    await ws.send(encode(Authenticate((PROTOCOL_VERSION,), token, secrets.token_hex(8), "load")))
     welcome = decode(await ws.recv())
     if isinstance(welcome, Error) and welcome.retry_after is not None:
         await ws.close()
@@ -141,7 +142,9 @@ async def writer(url: str, token: str, docs: list[str], *, rate: float, stats: S
     """One writer connection editing the customers in turn at ``rate`` updates/s in total
     (the others see each edit as a RemoteUpdate)."""
     ws = await websockets.connect(url, max_size=None, ping_interval=None)
-    await ws.send(encode(Authenticate((1,), token, secrets.token_hex(8), "load-writer")))
+    await ws.send(encode(
+        Authenticate((PROTOCOL_VERSION,), token, secrets.token_hex(8), "load-writer")
+    ))
     decode(await ws.recv())
     await ws.send(encode(Subscribe(tuple(docs))))
     replicas = {d: document.new_document() for d in docs}

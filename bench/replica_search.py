@@ -40,6 +40,7 @@ QUERIES = {
     "e-mail domain 'example'": "example",
     "zip": "",  # filled with a generated zip
     "phone prefix": "",  # filled with a generated area code and exchange
+    "phone digits tail": "",  # filled with the last 7 digits of a generated phone
     "empty query": "",
 }
 
@@ -56,12 +57,16 @@ def generate(rows: int, seed: int = 7) -> Iterator[DirectoryEntry]:
     domains = ["example.com", "mail.example", "corp.example", "desk.test"]
     for i in range(rows):
         first, last = rnd.choice(firsts), rnd.choice(lasts)
+        values = {
+            "name": f"{first} {last}",
+            "email": f"{first.lower()}.{last.lower()}@{rnd.choice(domains)}",
+            "phone": f"({rnd.randint(200, 999)}) {rnd.randint(200, 999)}-"
+                     f"{rnd.randint(0, 9999):04d}",
+            "city": rnd.choice(cities), "state": rnd.choice(states),
+            "zip": f"{rnd.randint(501, 99950):05d}",
+        }
         yield DirectoryEntry(
-            str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
-            f"{first} {last}",
-            f"{first.lower()}.{last.lower()}@{rnd.choice(domains)}",
-            f"({rnd.randint(200, 999)}) {rnd.randint(200, 999)}-{rnd.randint(0, 9999):04d}",
-            rnd.choice(cities), rnd.choice(states), f"{rnd.randint(501, 99950):05d}",
+            str(uuid.UUID(int=rnd.getrandbits(128), version=4)), values,
             time.time(), rnd.random() < 0.02, i + 1,
         )
 
@@ -122,6 +127,7 @@ def main() -> None:
         queries["full name"] = sample.name or ""
         queries["zip"] = sample.zip or ""
         queries["phone prefix"] = (sample.phone or "")[:9]
+        queries["phone digits tail"] = "".join(c for c in sample.phone or "" if c.isdigit())[-7:]
         header = f"{'query':26} {'text':24} {'hits':>7} {'search p50/p95 ms':>18} " \
                  f"{'count p50/p95 ms':>17}"
         print(header + ("  naive p50/p95 ms" if args.compare else ""))

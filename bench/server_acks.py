@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from sync.protocol import document  # noqa: E402
 from sync.protocol.messages import (  # noqa: E402
+    PROTOCOL_VERSION,
     Ack,
     Authenticate,
     Subscribe,
@@ -87,7 +88,7 @@ def make_updates(count: int) -> list[bytes]:
 async def connect(ws_url: str, token: str) -> Any:
     """An authenticated WebSocket."""
     ws = await websockets.connect(ws_url, max_size=None)
-    await ws.send(encode(Authenticate((1,), token, secrets.token_hex(8), "bench")))
+    await ws.send(encode(Authenticate((PROTOCOL_VERSION,), token, secrets.token_hex(8), "bench")))
     assert isinstance(decode(await ws.recv()), Welcome)
     return ws
 

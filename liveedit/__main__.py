@@ -31,12 +31,12 @@ commands:
   demo ...     start a local server with demo data and open the app
 """
 
-#: face name -> (module, message printed when the module is not part of this build)
-_FACES: dict[str | None, tuple[str, str]] = {
-    "server": ("sync.server.cli", "liveedit server: not built yet"),
-    "client": ("app.cli", "liveedit client: not built yet"),
-    "demo": ("liveedit.demo", "liveedit demo: app not built yet"),
-    None: ("ui.main", "liveedit: app not built yet"),
+#: face name -> the module whose ``main(args)`` runs it (imported only when asked for)
+_FACES: dict[str | None, str] = {
+    "server": "sync.server.cli",
+    "client": "liveedit.client_cli",
+    "demo": "liveedit.demo",
+    None: "ui.main",
 }
 
 
@@ -62,19 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         args = args[1:]
     else:
         first = None  # options only: they belong to the desktop app
-    face = _load(*_FACES[first])
-    return face(args) if face is not None else EXIT_USAGE
+    return _load(_FACES[first])(args)
 
 
-def _load(module_name: str, missing: str) -> Callable[[list[str]], int] | None:
-    """The face's ``main``, or None (after saying so) when this build does not have it."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name and not module_name.startswith(f"{exc.name}."):
-            raise  # the face exists but one of its own imports is missing: a real bug
-        print(missing, file=sys.stderr)
-        return None
+def _load(module_name: str) -> Callable[[list[str]], int]:
+    """The face's ``main`` (every face is part of the build: an ImportError is a bug)."""
+    module = importlib.import_module(module_name)
     return cast(Callable[[list[str]], int], module.main)
 
 

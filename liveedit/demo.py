@@ -4,8 +4,8 @@ Creates a new database of realistic demo customers (``--customers N``, 2,000 by 
 and two demo rep accounts, starts the reference server on a free loopback port (a child
 process), and opens two desktop windows side by side signed in as the two reps, so a
 newcomer sees a live edit, presence and a conflict within a minute. ``--offscreen`` runs
-with no display and ``--exit-after S`` quits after S seconds (tests); closing both windows
-or Ctrl+C stops everything.
+with no display and ``--exit-after S`` closes both windows after S seconds (tests); closing
+both windows, Ctrl+C or SIGTERM stops everything, the server included.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import argparse
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="where the demo's files go (default: a new temp folder)")
     parser.add_argument("--offscreen", action="store_true", help="no display (for tests)")
     parser.add_argument("--exit-after", type=float, metavar="S",
-                        help="quit after S seconds (for tests)")
+                        help="close both windows after S seconds (for tests)")
     parser.add_argument("--screenshot", type=Path, metavar="PNG",
                         help="save a picture of both windows just before quitting")
     return parser
@@ -57,7 +58,11 @@ def start_server(db_path: Path) -> tuple[subprocess.Popen[str], str]:
         stdout=subprocess.PIPE, text=True,
     )
     assert process.stdout is not None
-    line = process.stdout.readline()
+    try:
+        line = process.stdout.readline()
+    except BaseException:  # a SIGTERM (SystemExit) while it starts: do not leave it running
+        process.kill()
+        raise
     match = re.search(r"listening on (\S+)", line)
     if match is None:
         process.kill()
@@ -65,14 +70,27 @@ def start_server(db_path: Path) -> tuple[subprocess.Popen[str], str]:
     return process, match.group(1)
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    """Before the windows run (they handle SIGTERM themselves): unwind, so ``finally``
+    stops the server."""
+    raise SystemExit(128 + signum)
+
+
+#: The demo's customer login for the Customer App (the first demo customer's account).
+#: DEMO ONLY: this password is public.
+DEMO_CUSTOMER = ("customer", "customer-demo-password")
+
+
 def prepare(folder: Path, customers: int) -> Path:
-    """A fresh server database with demo customers and the demo reps."""
+    """A fresh server database with demo customers, the demo reps and a customer login."""
     db_path = folder / "demo-server.db"
     print(f"creating {customers:,} demo customers in {db_path} …", flush=True)
-    import_customers(db_path, generate_customers(customers))
+    records = generate_customers(customers)
+    import_customers(db_path, records)
     with AuthService(db_path) as auth:
         for username, password in DEMO_REPS:
             auth.add_user(username, password, Role.REP)
+        auth.add_user(*DEMO_CUSTOMER, Role.CUSTOMER, str(records[0]["id"]))
     return db_path
 
 
@@ -90,16 +108,20 @@ def main(argv: list[str]) -> int:
         return 2
     if args.offscreen:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     db_path = prepare(folder, args.customers)
     server, url = start_server(db_path)
-    print(f"demo server listening on {url}", flush=True)
-    print("demo reps (user / password): "
-          + ", ".join(f"{u} / {p}" for u, p in DEMO_REPS), flush=True)
     try:
+        print(f"demo server listening on {url}", flush=True)
+        print("demo reps (user / password): "
+              + ", ".join(f"{u} / {p}" for u, p in DEMO_REPS), flush=True)
+        print(f"Customer App: {url}/app/ (customer login: {DEMO_CUSTOMER[0]} / "
+              f"{DEMO_CUSTOMER[1]})", flush=True)
         from ui.demo_windows import run_demo_windows
 
         return run_demo_windows(url, folder, DEMO_REPS, exit_after=args.exit_after,
-                                screenshot=args.screenshot)
+                                screenshot=args.screenshot,
+                                on_ready=lambda: print("demo windows open", flush=True))
     finally:
         server.terminate()
         try:

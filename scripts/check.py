@@ -26,6 +26,19 @@ def step(name: str, cmd: list[str]) -> bool:
     return code == 0
 
 
+def pytest_workers(argv: list[str]) -> list[str]:
+    """pytest-xdist options: two workers by default (most tests wait on sockets and
+    subprocesses, so two cores run two of them well), one test file per worker at a time so
+    a module's fixtures (a browser, a built .deb, a server) are made once.
+    ``LIVEEDIT_TEST_WORKERS=0`` runs in one process; an explicit ``-n`` wins."""
+    if any(arg == "-n" or arg.startswith(("-n", "--numprocesses")) for arg in argv):
+        return []
+    workers = os.environ.get("LIVEEDIT_TEST_WORKERS", "2")
+    if workers == "0":
+        return []
+    return ["-n", workers, "--dist", "loadfile"]
+
+
 def main(argv: list[str]) -> int:
     """Run all checks; the suite runs even when a lint step failed, so one run shows all."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -33,7 +46,7 @@ def main(argv: list[str]) -> int:
         step("ruff", [str(BIN / "ruff"), "check", "."]),
         step("mypy", [str(BIN / "mypy")]),
         step("import-linter", [str(BIN / "lint-imports")]),
-        step("pytest", [sys.executable, "-m", "pytest", *argv]),
+        step("pytest", [sys.executable, "-m", "pytest", *pytest_workers(argv), *argv]),
     ]
     return 0 if all(results) else 1
 

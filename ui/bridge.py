@@ -84,7 +84,11 @@ class CoreBridge(QObject):
                 self.presenceUpdated.emit(customer_id, peers)
             case StatusChanged(status=status):
                 self.statusChanged.emit(status)
-            case ErrorReported(message=message):
-                self.errorReported.emit(message)
+            case ErrorReported(message=message, retrying=retrying):
+                # The core's one error event (issue 11): the server's refusals, a remote
+                # update the replica could not store (retried by the core), a failing
+                # event subscriber. All of them go to the window's one error area.
+                suffix = " Live Edit keeps retrying; nothing is lost." if retrying else ""
+                self.errorReported.emit(f"{message}{suffix}")
             case _:
                 log.warning("no signal for core event %r", event)

@@ -7,25 +7,29 @@ changed field and names the author in its tooltip. The other reps on this custom
 avatars in the header, and "Sam is editing" appears under the field they are in (this
 rep's own presence goes out as they move between fields, and ``None`` when they leave).
 A conflict (someone overwrote this rep's concurrent value) is a banner in plain words
-with "Keep theirs" / "Use mine"; a deleted customer shows a banner with Restore.
+with "Keep theirs" / "Use mine"; a deleted customer shows a banner with Restore (both
+banners are :mod:`ui.customer_banners`; the avatars :mod:`ui.presence_avatars`). A mark
+beside a field says "not yet synced" while its edit waits in the outbox, then "saved"
+(:mod:`ui.sync_marks`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QFont, QPalette
+from PySide6.QtGui import QFont, QIcon
 from PySide6.QtWidgets import (
-    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
     QStackedWidget,
+    QStyle,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -35,69 +39,38 @@ from app.core import ClientCore
 from app.core import CustomerView as CustomerData
 from app.errors import InvalidEdit, UnknownCustomer
 from app.events import ConflictRecorded, DocumentChanged, Origin
-from app.replica import Conflict
-from sync.protocol.document import FIELDS, TIERS
+from sync.protocol import schema
 from ui.bridge import CoreBridge
-from ui.colors import avatar_pixmap, blend
 from ui.comments_widget import CommentsWidget
+from ui.customer_banners import ConflictBanner, DeletedBanner, conflict_sentence
+from ui.deleted_customers import DeleteQuestion, ask_delete
 from ui.field_editor import FieldEditor
-from ui.history_dialog import FIELD_LABELS, HistoryDialog
 from ui.notes_editor import NotesEditor
+from ui.presence_avatars import AvatarRow
+from ui.sync_marks import SyncMarks
 from ui.tasks import report_error, spawn
 from ui.tasks_widget import TasksWidget
 
-__all__ = ["CustomerView", "conflict_sentence"]
+if TYPE_CHECKING:
+    from ui.history_dialog import HistoryDialog
+
+__all__ = ["CustomerView", "conflict_sentence", "form_columns"]
 
 log = logging.getLogger(__name__)
 
-#: Form layout: (column, fields) — who the customer is on the left, where on the right.
-_COLUMNS = (("name", "email", "phone", "tier"), ("street1", "street2", "city", "state", "zip"))
-_AMBER = QColor(240, 170, 30)
-
-
-def conflict_sentence(conflict: Conflict) -> str:
-    """ "Sam changed City to “Lyon” while you had “Paris”." """
-    field = FIELD_LABELS.get(conflict.field, conflict.field)
-    who = conflict.author or "Someone"
-    theirs = f"changed {field} to “{conflict.theirs}”" if conflict.theirs else f"cleared {field}"
-    mine = f"“{conflict.mine}”" if conflict.mine else "it empty"
-    return f"{who} {theirs} while you had {mine}."
-
-
-def _banner(parent: QWidget, tint: QColor) -> QFrame:
-    frame = QFrame(parent)
-    frame.setFrameShape(QFrame.Shape.StyledPanel)
-    frame.setAutoFillBackground(True)
-    palette = frame.palette()
-    window = palette.color(QPalette.ColorRole.Window)
-    palette.setColor(QPalette.ColorRole.Window, blend(window, tint, 0.22))
-    frame.setPalette(palette)
-    return frame
-
-
-class _ConflictBanner(QFrame):
-    """One open conflict with its two choices."""
-
-    def __init__(self, conflict: Conflict, parent: QWidget) -> None:
-        super().__init__(parent)
-        self.conflict = conflict
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setAutoFillBackground(True)
-        palette = self.palette()
-        window = palette.color(QPalette.ColorRole.Window)
-        palette.setColor(QPalette.ColorRole.Window, blend(window, _AMBER, 0.22))
-        self.setPalette(palette)
-        self.text = QLabel(conflict_sentence(conflict), self)
-        self.text.setWordWrap(True)
-        self.keep_theirs = QPushButton("Keep theirs", self)
-        self.use_mine = QPushButton("Use mine", self)
-        self.keep_theirs.setToolTip(f"Keep “{conflict.theirs or ''}” and dismiss this")
-        self.use_mine.setToolTip(f"Put back “{conflict.mine or ''}” as a new change")
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(10, 6, 6, 6)
-        layout.addWidget(self.text, 1)
-        layout.addWidget(self.keep_theirs)
-        layout.addWidget(self.use_mine)
+def form_columns() -> list[list[tuple[str, list[schema.Field]]]]:
+    """The form's two columns of (group, fields), read from the field table: groups keep
+    table order, each goes to the shorter column (Contact | Address, then Account…)."""
+    groups: dict[str, list[schema.Field]] = {}
+    for field in schema.fields():
+        groups.setdefault(field.group, []).append(field)
+    columns: list[list[tuple[str, list[schema.Field]]]] = [[], []]
+    heights = [0, 0]
+    for group, members in groups.items():
+        target = 0 if heights[0] <= heights[1] else 1
+        columns[target].append((group, members))
+        heights[target] += len(members) + 1
+    return columns
 
 
 class CustomerView(QWidget):
@@ -110,8 +83,10 @@ class CustomerView(QWidget):
         self._bridge = bridge
         self._customer: str | None = None
         self._deleted = False
+        self._presence_stale = False
         self.fields: dict[str, FieldEditor] = {}
-        self.conflict_banners: list[_ConflictBanner] = []
+        self.sync_marks = SyncMarks(core, self.fields)
+        self.conflict_banners: list[ConflictBanner] = []
         self._build()
         self._connect()
         self._show_empty()
@@ -133,7 +108,9 @@ class CustomerView(QWidget):
         layout.setContentsMargins(12, 10, 12, 10)
         layout.setSpacing(8)
         layout.addLayout(self._build_header())
-        self.deleted_banner = self._build_deleted_banner()
+        self.deleted_banner = DeletedBanner(self.page)
+        self.deleted_text = self.deleted_banner.text
+        self.restore_button = self.deleted_banner.restore_button
         layout.addWidget(self.deleted_banner)
         self.conflicts_box = QVBoxLayout()
         self.conflicts_box.setSpacing(4)
@@ -148,10 +125,16 @@ class CustomerView(QWidget):
         font.setBold(True)
         self.title.setFont(font)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.avatars = QHBoxLayout()
-        self.avatars.setSpacing(3)
-        self.history_button = QPushButton("History…", self.page)
-        self.delete_button = QPushButton("Delete", self.page)
+        self.avatars = AvatarRow(self.page)
+        style = self.style()
+        self.history_button = QPushButton(
+            QIcon.fromTheme("document-open-recent",
+                            style.standardIcon(QStyle.StandardPixmap.SP_FileDialogDetailedView)),
+            "History…", self.page)
+        self.delete_button = QPushButton(
+            QIcon.fromTheme("edit-delete",
+                            style.standardIcon(QStyle.StandardPixmap.SP_TrashIcon)),
+            "Delete", self.page)
         self.delete_button.setToolTip("Delete this customer (it can be restored)")
         header = QHBoxLayout()
         header.addWidget(self.title, 1)
@@ -161,40 +144,40 @@ class CustomerView(QWidget):
         header.addWidget(self.delete_button)
         return header
 
-    def _build_deleted_banner(self) -> QFrame:
-        banner = _banner(self.page, QColor(220, 70, 60))
-        self.deleted_text = QLabel("This customer was deleted. Its details are read-only "
-                                   "until you restore it.", banner)
-        self.deleted_text.setWordWrap(True)
-        self.restore_button = QPushButton("Restore", banner)
-        row = QHBoxLayout(banner)
-        row.setContentsMargins(10, 6, 6, 6)
-        row.addWidget(self.deleted_text, 1)
-        row.addWidget(self.restore_button)
-        banner.hide()
-        return banner
-
     def _build_form(self) -> QGridLayout:
+        """Label/editor pairs in two columns, sections and order from the field table."""
         grid = QGridLayout()
         grid.setHorizontalSpacing(10)
-        grid.setVerticalSpacing(6)
-        for column, names in enumerate(_COLUMNS):
-            for row, name in enumerate(names):
-                label = FIELD_LABELS.get(name, name)
-                editor = FieldEditor(name, label, TIERS if name == "tier" else None, self.page)
-                editor.commitRequested.connect(self._commit)
-                editor.focused.connect(self._field_focused)
-                self.fields[name] = editor
-                caption = QLabel(f"{label}:", self.page)
-                caption.setBuddy(editor.editor)
-                caption.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
-                caption.setContentsMargins(0, 4, 0, 0)
-                grid.addWidget(caption, row, column * 2)
-                grid.addWidget(editor, row, column * 2 + 1, Qt.AlignmentFlag.AlignTop)
+        grid.setVerticalSpacing(4)
+        for column, groups in enumerate(form_columns()):
+            row = 0
+            for group, members in groups:
+                heading = QLabel(group.upper(), self.page)
+                heading.setObjectName("formSection")
+                heading.setEnabled(False)  # the palette's quiet text colour
+                font = heading.font()
+                font.setPointSizeF(font.pointSizeF() * 0.8)
+                font.setBold(True)
+                heading.setFont(font)
+                grid.addWidget(heading, row, column * 2 + 1)
+                row += 1
+                for field in members:
+                    editor = FieldEditor(field.name, field.label, field.choices, self.page,
+                                         max_length=field.max_length)
+                    editor.commitRequested.connect(self._commit)
+                    editor.focused.connect(self._field_focused)
+                    self.fields[field.name] = editor
+                    caption = QLabel(f"{field.label}:", self.page)
+                    caption.setBuddy(editor.editor)
+                    caption.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
+                    caption.setContentsMargins(0, 5, 0, 0)
+                    grid.addWidget(caption, row, column * 2)
+                    grid.addWidget(editor, row, column * 2 + 1, Qt.AlignmentFlag.AlignTop)
+                    row += 1
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(3, 1)
-        grid.setColumnMinimumWidth(2, 70)
-        name_editor = self.fields["name"].editor
+        grid.setColumnMinimumWidth(2, 60)
+        name_editor = self.fields["name"].editor if "name" in self.fields else None
         if isinstance(name_editor, QLineEdit):
             name_editor.setPlaceholderText("Name")
         return grid
@@ -218,6 +201,7 @@ class CustomerView(QWidget):
         self._bridge.documentChanged.connect(self._on_document_changed)
         self._bridge.conflictRecorded.connect(self._on_conflict)
         self._bridge.presenceUpdated.connect(self._on_presence)
+        self._bridge.outboxChanged.connect(self._on_outbox)
 
     # --- public API ----------------------------------------------------------------------
 
@@ -242,6 +226,26 @@ class CustomerView(QWidget):
         self.stack.setCurrentWidget(self.page)
         spawn(self._open(data.id), what="open customer")
 
+    def set_online(self, online: bool) -> None:
+        """Offline, who else is here cannot be current: grey the avatars and notes out."""
+        if self._presence_stale == (not online):
+            return
+        self._presence_stale = not online
+        self.avatars.set_stale(not online)
+        for editor in self.fields.values():
+            editor.set_presence_stale(not online)
+
+    def focus_target(self) -> QWidget | None:
+        """Where the keyboard focus goes when the rep moves into this pane (F6): the first
+        field of the form, or None while no customer is shown."""
+        if self.stack.currentWidget() is not self.page or not self.fields:
+            return None
+        return next(iter(self.fields.values())).editor
+
+    def presence_stale(self) -> bool:
+        """True while the avatars are shown greyed out (offline: maybe not current)."""
+        return self._presence_stale and bool(self.avatars.widgets())
+
     def new_customer(self) -> asyncio.Task[None]:
         """Create an empty customer (works offline), show it and put the cursor in Name."""
         return spawn(self._create(), what="new customer")
@@ -255,6 +259,8 @@ class CustomerView(QWidget):
 
     def open_history(self) -> HistoryDialog | None:
         """Open the history of this customer (non-modal)."""
+        from ui.history_dialog import HistoryDialog
+
         if self._customer is None:
             return None
         dialog = HistoryDialog(self._core, self._customer, self)
@@ -262,10 +268,14 @@ class CustomerView(QWidget):
         dialog.open()
         return dialog
 
-    def delete_customer(self) -> None:
-        """Tombstone this customer (restorable from the banner or history)."""
-        if self._customer is not None:
-            spawn(self._core.delete_customer(self._customer), what="delete customer")
+    def delete_customer(self) -> DeleteQuestion | None:
+        """Ask, then tombstone this customer (restorable: banner, history, Edit ▸ Deleted
+        customers). Returns the open question (None without a customer)."""
+        if self._customer is None:
+            return None
+        cid = self._customer
+        return ask_delete(self, self.title.text(), lambda: spawn(
+            self._core.delete_customer(cid), what="delete customer"))
 
     def restore_customer(self) -> None:
         """Bring a deleted customer back."""
@@ -278,7 +288,9 @@ class CustomerView(QWidget):
         data = await self._core.open_customer(customer_id)
         if customer_id != self._customer:
             return
-        self._apply_fields(data, frozenset(), None, 0.0)
+        self._apply_fields({name: data.fields.get(name) for name in self.fields}, frozenset(),
+                           None, 0.0)
+        self._set_title(None)
         await self._core.set_presence(customer_id, {"name": self._core.username or ""})
         self._on_presence(customer_id, self._core.presence(customer_id))
 
@@ -302,6 +314,7 @@ class CustomerView(QWidget):
             editor.show_error(None)
             editor.set_editing_names([])
             editor.editor.setToolTip("")
+        self.sync_marks.reset(data.id)
         self._set_title(data)
         self._set_deleted(data.deleted)
         self.notes.set_customer(data.id, data.notes)
@@ -309,7 +322,7 @@ class CustomerView(QWidget):
         self.comments.set_customer(data.id, data.comments)
         self._retitle_tabs()
         self._refresh_conflicts()
-        self._set_avatars({})
+        self.avatars.set_peers({})
 
     def _show_empty(self) -> None:
         for editor in self.fields.values():
@@ -320,9 +333,18 @@ class CustomerView(QWidget):
         self.comments.set_customer(None)
         self._clear_conflicts()
 
-    def _set_title(self, data: CustomerData) -> None:
-        self.title.setText(data.fields.get("name") or "New customer")
-        place = ", ".join(p for p in (data.fields.get("city"), data.fields.get("state")) if p)
+    def _set_title(self, data: CustomerData | None) -> None:
+        """The header: the name, with the place in its tooltip (from ``data``, or from what
+        the form holds)."""
+        def value(name: str) -> Any:
+            if data is not None:
+                return data.fields.get(name)
+            editor = self.fields.get(name)
+            return editor.base if editor is not None else None
+
+        self.title.setText(value("name") or "New customer")
+        place = ", ".join(str(p) for f in schema.address_fields() if f.directory
+                          and (p := value(f.name)))
         self.title.setToolTip(place)
 
     def _set_deleted(self, deleted: bool) -> None:
@@ -356,6 +378,12 @@ class CustomerView(QWidget):
         if customer_id == self._customer:
             editor.show_error(None)
             editor.set_value(self._core.customer(customer_id).fields.get(field))
+            self.sync_marks.committed(customer_id, field)
+
+    def _on_outbox(self, _pending: int) -> None:
+        """The outbox shrank or grew: the sync marks follow it."""
+        if self._customer is not None and not self._core.closed:
+            self.sync_marks.outbox_changed(self._customer)
 
     def _field_focused(self, field: str, position: int) -> None:
         if self._customer is None:
@@ -368,23 +396,25 @@ class CustomerView(QWidget):
     def _on_document_changed(self, event: DocumentChanged) -> None:
         if event.customer_id != self._customer:
             return
-        data = self._core.customer(event.customer_id)
+        # The event carries the new values (issue 11): no re-read of the whole customer.
         remote = event.origin is Origin.REMOTE
-        self._apply_fields(data, event.fields if remote else frozenset(), event.author,
-                           event.time)
-        self._set_title(data)
-        if data.deleted != self._deleted:
-            self._set_deleted(data.deleted)
+        self._apply_fields(event.values, event.fields if remote else frozenset(),
+                           event.author, event.time)
+        self._set_title(None)
+        if event.deleted != self._deleted:
+            self._set_deleted(event.deleted)
         if "comments" in event.roots:
             self._retitle_tabs()
 
-    def _apply_fields(self, data: CustomerData, remote_fields: frozenset[str],
+    def _apply_fields(self, values: Mapping[str, Any], remote_fields: frozenset[str],
                       author: str | None, when: float) -> None:
-        """Bring the form up to date; fields somebody else changed are highlighted (not
-        when the form was empty: that is the customer arriving, not a change)."""
+        """Bring the fields named in ``values`` up to date; fields somebody else changed
+        are highlighted (not when the form was empty: that is the customer arriving)."""
         arriving = all(editor.base is None for editor in self.fields.values())
-        for name, editor in self.fields.items():
-            value = data.fields.get(name)
+        for name, value in values.items():
+            editor = self.fields.get(name)
+            if editor is None:
+                continue
             if name in remote_fields and not arriving and value != editor.base:
                 editor.changed_remotely(value, author or "", when)
             elif value != editor.base and not editor.typing():
@@ -399,7 +429,7 @@ class CustomerView(QWidget):
         if self._customer is None or self._core.closed:
             return
         for conflict in self._core.conflicts(self._customer):
-            banner = _ConflictBanner(conflict, self.page)
+            banner = ConflictBanner(conflict, self.page)
             banner.keep_theirs.clicked.connect(
                 lambda _c=False, f=conflict.field: self._resolve(f, use_mine=False))
             banner.use_mine.clicked.connect(
@@ -425,50 +455,22 @@ class CustomerView(QWidget):
     def _on_presence(self, customer_id: str, peers: dict[str, tuple[str, Any]]) -> None:
         if customer_id != self._customer:
             return
-        self._set_avatars(peers)
+        self.avatars.set_peers(peers)
         editing: dict[str, list[str]] = {}
         for user, state in peers.values():
             field = state.get("field") if isinstance(state, dict) else None
-            if field in FIELDS:
+            if field in self.fields:
                 editing.setdefault(field, []).append(str(state.get("name") or user))
         for name, editor in self.fields.items():
             editor.set_editing_names(sorted(set(editing.get(name, [])), key=str.casefold))
 
-    def _set_avatars(self, peers: dict[str, tuple[str, Any]]) -> None:
-        while self.avatars.count():
-            item = self.avatars.takeAt(0)
-            widget = item.widget() if item is not None else None
-            if widget is not None:
-                widget.deleteLater()
-        people: dict[str, str] = {}
-        for user, state in peers.values():
-            field = state.get("field") if isinstance(state, dict) else None
-            label = FIELD_LABELS.get(str(field), str(field)).lower()
-            doing = f"editing {label}" if field else "viewing"
-            people[str(state.get("name") or user)] = doing
-        ratio = self.devicePixelRatioF()
-        for name in sorted(people, key=str.casefold):
-            avatar = QLabel(self.page)
-            avatar.setObjectName("presenceAvatar")
-            avatar.setPixmap(avatar_pixmap(name, 26, self.palette(), ratio))
-            avatar.setToolTip(f"{name} — {people[name]}")
-            avatar.setAccessibleName(name)
-            self.avatars.addWidget(avatar)
-
     def avatar_names(self) -> list[str]:
         """Who the header shows as being on this customer now."""
-        names = []
-        for i in range(self.avatars.count()):
-            item = self.avatars.itemAt(i)
-            widget = item.widget() if item is not None else None
-            if widget is not None:
-                names.append(widget.accessibleName())
-        return names
+        return self.avatars.names()
 
     def editing_note(self, field: str) -> str:
         """The note under a field ("Sam is editing"), or ""."""
-        note = self.fields[field].note
-        return note.text() if note.isVisibleTo(self) else ""
+        return self.fields[field].editing_text()
 
 
 def _plain(message: str, field: str) -> str:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import qasync
@@ -71,32 +72,54 @@ def _save_picture(windows: Sequence[QWidget], path: Path) -> None:
 
 async def _session(app: QApplication, url: str, folder: Path,
                    reps: Sequence[tuple[str, str]], *, exit_after: float | None,
-                   screenshot: Path | None) -> None:
+                   screenshot: Path | None, on_ready: Callable[[], None] | None) -> None:
     """Everything on one running loop: open, wait until closed (or timed out), clean up."""
     from ui.tasks import cancel_all
 
     cores: list[ClientCore] = []
     windows: list[QWidget] = []
+    closed: set[int] = set()
     all_closed = asyncio.Event()
 
-    def one_closed() -> None:
-        if not any(w.isVisible() for w in windows):
+    def one_closed(window: QWidget) -> None:
+        # Emitted from closeEvent, while the window still counts as visible: count the
+        # closed windows rather than asking which are visible.
+        closed.add(id(window))
+        if len(closed) >= len(windows):
             all_closed.set()
+
+    def stop() -> None:
+        log.info("stopping the demo")
+        for window in windows:
+            window.close_unattended()  # type: ignore[attr-defined]
+        all_closed.set()
 
     def finish() -> None:
         if screenshot is not None and windows:
             _save_picture(windows, screenshot)
         for window in windows:
-            window.close()
-        all_closed.set()
+            # As a rep would, minus the quit question nobody is there to answer (queued
+            # changes would hold the window open): one_closed ends the session.
+            window.close_unattended()  # type: ignore[attr-defined]
 
+    loop = asyncio.get_running_loop()
+    previous = signal.signal(signal.SIGTERM, lambda *_: loop.call_soon_threadsafe(stop))
+    # Python runs signal handlers only between bytecodes: while Qt waits in C, a tick
+    # gives it the chance (a SIGTERM is then handled within a quarter second).
+    tick = QTimer()
+    tick.setInterval(250)
+    tick.timeout.connect(lambda: None)
+    tick.start()
     try:
         for user, password in reps:
             core, window = await _open_window(url, folder, user, password)
             cores.append(core)
             windows.append(window)
-            window.closed.connect(one_closed)  # type: ignore[attr-defined]
+            window.closed.connect(  # type: ignore[attr-defined]
+                lambda w=window: one_closed(w))
         _place_side_by_side(windows)
+        if on_ready is not None:
+            on_ready()
         first = next(iter(cores[0].search("", limit=1)), None)
         if first is not None:
             for window in windows:
@@ -106,17 +129,22 @@ async def _session(app: QApplication, url: str, folder: Path,
         app.aboutToQuit.connect(all_closed.set)
         await all_closed.wait()
     finally:
+        tick.stop()
+        signal.signal(signal.SIGTERM, previous)
         await cancel_all()
         for core in cores:
             await core.close()
 
 
 def run_demo_windows(url: str, folder: Path, reps: Sequence[tuple[str, str]], *,
-                     exit_after: float | None = None, screenshot: Path | None = None) -> int:
+                     exit_after: float | None = None, screenshot: Path | None = None,
+                     on_ready: Callable[[], None] | None = None) -> int:
     """Open one window per rep against the demo server; returns when all are closed."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
-    app.setStyle("Fusion")
+    from ui.theme import apply_theme
+
+    apply_theme(app, "system")  # the desktop app's look (ui.theme)
     app.setApplicationName("Live Edit")
     app.setWindowIcon(app_icon())
     app.setQuitOnLastWindowClosed(False)  # _session decides when to stop, after cleanup
@@ -125,6 +153,6 @@ def run_demo_windows(url: str, folder: Path, reps: Sequence[tuple[str, str]], *,
     collector = GuiThreadCollector(app)
     with loop:
         loop.run_until_complete(_session(app, url, folder, reps, exit_after=exit_after,
-                                         screenshot=screenshot))
+                                         screenshot=screenshot, on_ready=on_ready))
     collector.stop()
     return 0

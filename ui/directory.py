@@ -1,15 +1,16 @@
-"""The customer directory: a search box over a lazily paged table of every customer.
+"""The customer directory: a search box over a lazily paged list of every customer.
 
-:class:`DirectoryModel` reads pages of ~200 rows from the local full-text index (through
-the core) only as the view scrolls (``canFetchMore``/``fetchMore``), so 100,000 customers
-cost one page of rows, not 100,000 (and never one widget per row). Sorting by name comes
-straight off the index; other columns ask the replica's ``search(order_by=…)`` to sort
-every match, so paging stays consistent. The model caches rows only: the replica is the
-truth, and a directory change re-reads the rows already loaded.
+The rows come from :class:`ui.directory_model.DirectoryModel` (pages of ~200 from the local
+full-text index, columns from the field table's directory fields); how a row is drawn (two
+lines, the matches highlighted, the other reps' avatars) is :mod:`ui.directory_rows`.
 
-:class:`DirectoryPanel` adds search-as-you-type (debounced), keeps the selection across
-refreshes, shows who else is on a customer, and emits ``customerActivated(id)`` on Enter or
-double-click.
+:class:`DirectoryPanel` fits its space: every row is two lines in the first column (the
+name, then the place and the other directory fields), with the other reps on the customer
+as small avatars at the right and the search terms highlighted; when the pane is wide
+enough, further fields get their own columns (and leave the second line). A count under
+the search box says how many customers match. Search-as-you-type is debounced, the
+selection survives refreshes, Tab leaves the table (arrows move inside it), and
+``customerActivated(id)`` fires on Enter or double-click.
 """
 
 from __future__ import annotations
@@ -17,17 +18,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QEvent,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    Qt,
-    QTimer,
-    Signal,
-)
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -40,186 +32,32 @@ from PySide6.QtWidgets import (
 
 from app.core import ClientCore
 from app.events import DocumentChanged
-from app.replica import DirectoryRow
+from sync.protocol import schema
 from ui.bridge import CoreBridge
-from ui.colors import presence_color
+from ui.directory_model import PAGE_SIZE, DirectoryModel
+from ui.directory_rows import DETAIL_ROLE, NAME_MIN_WIDTH, VIEWERS_ROLE, RowDelegate, match_spans
 
-__all__ = ["COLUMNS", "PAGE_SIZE", "DirectoryModel", "DirectoryPanel"]
+__all__ = ["DETAIL_ROLE", "PAGE_SIZE", "VIEWERS_ROLE", "DirectoryModel", "DirectoryPanel",
+           "count_text", "match_spans"]
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 200
 SEARCH_DELAY_MS = 120
 REFRESH_DELAY_MS = 150
 
-#: (header, DirectoryRow attribute or None for "Viewing").
-COLUMNS: tuple[tuple[str, str | None], ...] = (
-    ("Name", "name"), ("City", "city"), ("State", "state"), ("Zip", "zip"),
-    ("E-mail", "email"), ("Phone", "phone"), ("Viewing", None),
-)
-VIEWING_COLUMN = len(COLUMNS) - 1
-_DIRECTORY_FIELDS = frozenset({"name", "email", "phone", "city", "state", "zip"})
-_Index = QModelIndex | QPersistentModelIndex
 
-
-class DirectoryModel(QAbstractTableModel):
-    """Rows of the local directory matching a query, loaded a page at a time."""
-
-    def __init__(self, core: ClientCore, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._core = core
-        self._query = ""
-        self._order_by = "name"
-        self._descending = False
-        self._rows: list[DirectoryRow] = []
-        self._exhausted = False
-        self._viewers: dict[str, list[str]] = {}
-        self._load(PAGE_SIZE, reset=True)
-
-    # --- what the view asks ------------------------------------------------------------
-
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        """Rows loaded so far (more arrive through fetchMore)."""
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        """One column per entry of COLUMNS."""
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        """Cell text; the Viewing column also has a tooltip and the first viewer's colour."""
-        if not index.isValid() or index.row() >= len(self._rows):
-            return None
-        row = self._rows[index.row()]
-        attr = COLUMNS[index.column()][1]
-        if role == Qt.ItemDataRole.DisplayRole:
-            if attr is None:
-                return ", ".join(self._viewers.get(row.customer_id, ()))
-            value = getattr(row, attr)
-            return value if value else ("(no name)" if attr == "name" else "")
-        if role == Qt.ItemDataRole.ToolTipRole and attr is None:
-            names = self._viewers.get(row.customer_id)
-            return f"On this customer now: {', '.join(names)}" if names else None
-        if role == Qt.ItemDataRole.ForegroundRole and attr is None:
-            names = self._viewers.get(row.customer_id)
-            return presence_color(names[0]) if names else None
-        if role == Qt.ItemDataRole.UserRole:
-            return row.customer_id
-        return None
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        """Column titles."""
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section][0]
-        return None
-
-    def canFetchMore(self, parent: _Index) -> bool:
-        """True until a short page showed the end of the matches."""
-        return not parent.isValid() and not self._exhausted
-
-    def fetchMore(self, parent: _Index) -> None:
-        """Load the next page."""
-        if not parent.isValid() and not self._exhausted:
-            self._load(PAGE_SIZE, reset=False)
-
-    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        """Order by a column (the Viewing column sorts by name); reloads the first page."""
-        attr = COLUMNS[column][1] or "name"
-        self._order_by = attr
-        self._descending = order == Qt.SortOrder.DescendingOrder
-        self._load(PAGE_SIZE, reset=True)
-
-    # --- what the panel asks -----------------------------------------------------------
-
-    @property
-    def query(self) -> str:
-        """The current search text."""
-        return self._query
-
-    def set_query(self, query: str) -> None:
-        """Show the customers matching ``query`` (from the first page)."""
-        self._query = query
-        self._load(PAGE_SIZE, reset=True)
-
-    def customer_id(self, row: int) -> str | None:
-        """The customer shown in ``row``."""
-        return self._rows[row].customer_id if 0 <= row < len(self._rows) else None
-
-    def row_of(self, customer_id: str) -> int:
-        """The row of a customer among the loaded rows, or -1."""
-        for i, row in enumerate(self._rows):
-            if row.customer_id == customer_id:
-                return i
-        return -1
-
-    def refresh(self) -> None:
-        """Re-read the rows already loaded; unchanged order → only changed cells repaint."""
-        if self._core.closed:  # a timer that outlived the session
-            return
-        wanted = max(PAGE_SIZE, len(self._rows))
-        fresh = self._fetch(0, wanted)
-        if [r.customer_id for r in fresh] == [r.customer_id for r in self._rows]:
-            for i, (old, new) in enumerate(zip(self._rows, fresh, strict=True)):
-                if old != new:
-                    self._rows[i] = new
-                    self.dataChanged.emit(self.index(i, 0), self.index(i, VIEWING_COLUMN - 1))
-            return
-        self.beginResetModel()
-        self._rows = fresh
-        self._exhausted = len(fresh) < wanted
-        self.endResetModel()
-
-    def set_viewers(self, customer_id: str, names: list[str]) -> None:
-        """Who else is on ``customer_id`` now (shown in the Viewing column)."""
-        if names:
-            self._viewers[customer_id] = sorted(set(names), key=str.casefold)
-        elif self._viewers.pop(customer_id, None) is None:
-            return
-        row = self.row_of(customer_id)
-        if row >= 0:
-            cell = self.index(row, VIEWING_COLUMN)
-            self.dataChanged.emit(cell, cell)
-
-    # --- loading -----------------------------------------------------------------------
-
-    def _fetch(self, offset: int, limit: int) -> list[DirectoryRow]:
-        if self._core.closed:
-            return []
-        return list(self._core.search(self._query, limit, offset, order_by=self._order_by,
-                                      descending=self._descending))
-
-    def _seed_viewers(self, rows: list[DirectoryRow]) -> None:
-        """Presence the core already knows for rows just loaded (events bring the rest)."""
-        me = self._core.username
-        for row in rows:
-            peers = self._core.presence(row.customer_id)
-            names = sorted({user for user, _state in peers.values() if user != me},
-                           key=str.casefold)
-            if names:
-                self._viewers[row.customer_id] = names
-
-    def _load(self, count: int, *, reset: bool) -> None:
-        offset = 0 if reset else len(self._rows)
-        rows = self._fetch(offset, count)
-        self._seed_viewers(rows)
-        if reset:
-            self.beginResetModel()
-            self._rows = rows
-            self._exhausted = len(rows) < count
-            self.endResetModel()
-            return
-        self._exhausted = len(rows) < count
-        if rows:
-            self.beginInsertRows(QModelIndex(), offset, offset + len(rows) - 1)
-            self._rows.extend(rows)
-            self.endInsertRows()
+def count_text(count: int, query: str) -> str:
+    """ "2 customers", "1 match", "1,204 matches"."""
+    if query.strip():
+        return f"{count:,} match{'es' if count != 1 else ''}"
+    return f"{count:,} customer{'s' if count != 1 else ''}"
 
 
 class _Table(QTableView):
-    """The directory table: Enter activates the current row."""
+    """The directory table: Enter activates the current row; Tab leaves the table."""
 
     activatedRow = Signal(int)
+    resized = Signal()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         """Enter/Return on a row activates it; other keys behave as usual."""
@@ -228,9 +66,23 @@ class _Table(QTableView):
             return
         super().keyPressEvent(event)
 
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """The panel re-fits its columns to the new width."""
+        super().resizeEvent(event)
+        self.resized.emit()
+
+
+def _placeholder() -> str:
+    """ "Search name, e-mail, phone, city or zip" from the searchable fields."""
+    labels = [f.label.lower() if f.label != f.label.upper() else f.label
+              for f in schema.searchable_fields()]
+    if len(labels) > 1:
+        return f"Search {', '.join(labels[:-1])} or {labels[-1]}"
+    return f"Search {''.join(labels)}"
+
 
 class DirectoryPanel(QWidget):
-    """Search box + customer table. Emits ``customerActivated(customer_id)``."""
+    """Search box, result count and the customer list. Emits ``customerActivated(id)``."""
 
     customerActivated = Signal(str)
 
@@ -240,8 +92,10 @@ class DirectoryPanel(QWidget):
         self._core = core
         self._bridge = bridge
         self._keep_selected: str | None = None
+        self._stale = False
         self.model = DirectoryModel(core, self)
         self.search = QLineEdit(self)
+        self.count_label = QLabel(self)
         self.table = _Table(self)
         self.empty_label = QLabel(self)
         self._search_timer = QTimer(self, singleShot=True, interval=SEARCH_DELAY_MS)
@@ -249,41 +103,52 @@ class DirectoryPanel(QWidget):
         self._build()
         self._connect()
         self._update_empty_label()
+        self._update_count()
 
     def _build(self) -> None:
-        self.search.setPlaceholderText("Search name, e-mail, phone, city or zip")
+        self.search.setPlaceholderText(_placeholder())
         self.search.setClearButtonEnabled(True)
         self.search.setAccessibleName("Search customers")
         self.search.installEventFilter(self)
+        self.count_label.setObjectName("resultCount")
+        self.count_label.setAccessibleName("Number of customers shown")
+        self.count_label.setEnabled(False)  # the palette's quiet text colour
         table = self.table
         table.setModel(self.model)
+        table.setItemDelegateForColumn(0, RowDelegate(self))
         table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setTabKeyNavigation(False)  # Tab moves between panes, arrows in the table
         table.setAlternatingRowColors(True)
         table.setShowGrid(False)
         table.setWordWrap(False)
+        table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        table.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         # The indicator first: enabling sorting sorts by it at once, and Qt's default is
         # descending, which sorts all 100,000 rows (~0.2 s) only to be re-sorted ascending.
-        table.horizontalHeader().setSortIndicator(0, Qt.SortOrder.AscendingOrder)
+        header = table.horizontalHeader()
+        header.setSortIndicator(0, Qt.SortOrder.AscendingOrder)
         table.setSortingEnabled(True)
-        table.horizontalHeader().setStretchLastSection(True)
-        table.horizontalHeader().setHighlightSections(False)
+        header.setHighlightSections(False)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         vertical = table.verticalHeader()
         vertical.hide()
         vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # uniform rows: fast
-        vertical.setDefaultSectionSize(table.fontMetrics().height() + 10)
-        for column, width in enumerate((200, 120, 100, 70, 210, 130)):
-            table.setColumnWidth(column, width)
+        vertical.setDefaultSectionSize(table.fontMetrics().height() * 2 + 14)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_label.setWordWrap(True)
         self.empty_label.setEnabled(False)  # the palette's quiet text colour
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(6)
+        layout.setSpacing(4)
         layout.addWidget(self.search)
+        layout.addWidget(self.count_label)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.empty_label)
+        self.setMinimumWidth(220)  # the window still shrinks to ~700 px
+        self._fit_columns()
 
     def _connect(self) -> None:
         self.search.textChanged.connect(lambda _t: self._search_timer.start())
@@ -294,6 +159,9 @@ class DirectoryPanel(QWidget):
         self.model.modelReset.connect(self._restore_selection)
         self.model.modelReset.connect(self._update_empty_label)
         self._refresh_timer.timeout.connect(self.model.refresh)
+        self.model.modelReset.connect(self._update_count)
+        self.model.layoutChanged.connect(self._update_count)
+        self.table.resized.connect(self._fit_columns)
         self._bridge.directoryChanged.connect(lambda _n, _s: self._refresh_timer.start())
         self._bridge.documentChanged.connect(self._on_document_changed)
         self._bridge.presenceUpdated.connect(self._on_presence)
@@ -304,6 +172,24 @@ class DirectoryPanel(QWidget):
         """Put the cursor in the search box, its text selected (Ctrl+F)."""
         self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.search.selectAll()
+
+    def row_text(self, row: int) -> str:
+        """What a row shows: its name, detail line, visible columns and who is on it."""
+        parts = [self.model.index(row, 0).data(Qt.ItemDataRole.AccessibleTextRole) or ""]
+        parts += [str(self.model.index(row, c).data() or "")
+                  for c in range(1, self.model.columnCount())
+                  if not self.table.isColumnHidden(c)]
+        return " · ".join(p for p in parts if p)
+
+    def set_presence_stale(self, stale: bool) -> None:
+        """Offline: the avatars in the rows may not be current, so they are greyed out."""
+        if stale != self._stale:
+            self._stale = stale
+            self.table.viewport().update()
+
+    def presence_stale(self) -> bool:
+        """True while presence is shown greyed out."""
+        return self._stale
 
     def selected_customer(self) -> str | None:
         """The customer of the selected row, if any."""
@@ -353,6 +239,28 @@ class DirectoryPanel(QWidget):
             self.table.selectRow(row)
             self.customerActivated.emit(customer_id)
 
+    def _fit_columns(self) -> None:
+        """Give the next fields (in table order) a column of their own while they fit
+        beside the first column's minimum; the rest stay on each row's detail line."""
+        metrics = self.table.fontMetrics()
+        room = self.table.viewport().width() - NAME_MIN_WIDTH
+        shown = {"name"}
+        for column, field in enumerate(self.model.columns):
+            if column == 0:
+                continue
+            width = min(220, max(70, metrics.averageCharWidth() * min(field.max_length, 24)))
+            fits = room >= width and len(shown) == column  # in table order, no gaps
+            self.table.setColumnHidden(column, not fits)
+            if fits:
+                self.table.setColumnWidth(column, width)
+                room -= width
+                shown.add(field.name)
+        self.model.set_shown_columns(shown)
+        self.table.horizontalHeader().setVisible(len(shown) > 1)
+
+    def _update_count(self) -> None:
+        self.count_label.setText(count_text(self.model.total(), self.model.query))
+
     def _remember_selection(self) -> None:
         self._keep_selected = self.selected_customer()
 
@@ -373,7 +281,7 @@ class DirectoryPanel(QWidget):
 
     def _on_document_changed(self, event: DocumentChanged) -> None:
         """A local edit changes the directory too (no DirectoryChanged for those)."""
-        if event.fields & _DIRECTORY_FIELDS or "meta" in event.roots:
+        if event.fields & {f.name for f in self.model.columns} or "meta" in event.roots:
             self._refresh_timer.start()
 
     def _on_presence(self, customer_id: str, peers: dict[str, tuple[str, Any]]) -> None:

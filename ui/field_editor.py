@@ -5,12 +5,19 @@ has typed something else since (``dirty``). It commits on ``editingFinished`` (o
 tier is picked) by emitting ``commitRequested``. A value from somebody else replaces the
 text unless the rep is typing in this very field; then the rep's text stays, and a note
 under the field says what changed underneath (Esc takes their value). A remote change
-is highlighted for ~1.5 s with a palette-derived colour that fades out.
+is highlighted for ~1.5 s with a palette-derived colour that fades out; its tooltip says who
+changed it, when, and what it was before.
+
+"Sam is editing" is a small chip inside the right end of the editor (it never pushes the
+form down), greyed out while offline (presence may not be current). A mark beside the
+editor says "not yet synced" while the rep's edit waits in the outbox and "saved" once the
+server acknowledged it.
 """
 
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QPalette
@@ -18,9 +25,11 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLa
 
 from ui.colors import blend, changed_color, presence_color
 
-__all__ = ["HIGHLIGHT_MS", "FieldEditor"]
+__all__ = ["HIGHLIGHT_MS", "FieldEditor", "SyncMark"]
 
 HIGHLIGHT_MS = 1500
+#: How long "saved" stays beside a field after the server acknowledged it.
+SAVED_MS = 2500
 _FADE_STEPS = 30
 _WARNING = QColor(200, 60, 40)
 _WARNING_DARK = QColor(255, 140, 120)
@@ -28,6 +37,14 @@ _WARNING_DARK = QColor(255, 140, 120)
 
 def _quote(value: str | None) -> str:
     return f"“{value}”" if value else "empty"
+
+
+class SyncMark(StrEnum):
+    """What the mark beside a field says about the rep's own last edit of it."""
+
+    NONE = ""
+    PENDING = "Not yet synced: this change waits in the outbox"
+    SAVED = "Saved on the server"
 
 
 def names_phrase(names: list[str]) -> str:
@@ -44,7 +61,7 @@ class FieldEditor(QWidget):
     focused = Signal(str, int)
 
     def __init__(self, name: str, label: str, choices: tuple[str, ...] | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, *, max_length: int | None = None) -> None:
         super().__init__(parent)
         self.name = name
         self.label = label
@@ -55,6 +72,8 @@ class FieldEditor(QWidget):
             line = QLineEdit(self)
             line.editingFinished.connect(self._finish)
             line.setClearButtonEnabled(False)
+            if max_length:
+                line.setMaxLength(max_length)
             self.editor = line
         else:
             combo = QComboBox(self)
@@ -67,6 +86,20 @@ class FieldEditor(QWidget):
         self.editor.installEventFilter(self)
         self.error = QLabel(self)
         self.note = QLabel(self)
+        #: "Sam is editing", drawn inside the editor's right end (not in the layout).
+        self.chip = QLabel(self.editor)
+        self.chip.setObjectName("editingChip")
+        self.chip.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.chip.hide()
+        self._chip_color = QColor()
+        self._stale = False
+        self.mark = QLabel(self)
+        self.mark.setObjectName("syncMark")
+        self.mark.setFixedWidth(14)
+        self.mark.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._sync = SyncMark.NONE
+        self._saved = QTimer(self, singleShot=True, interval=SAVED_MS)
+        self._saved.timeout.connect(lambda: self.set_sync_mark(SyncMark.NONE))
         self._fade_step = 0
         self._fade = QTimer(self, interval=HIGHLIGHT_MS // _FADE_STEPS)
         self._fade.timeout.connect(self._fade_out)
@@ -81,13 +114,22 @@ class FieldEditor(QWidget):
             hint.setFont(font)
         dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
         self.error.setStyleSheet(f"color: {(_WARNING_DARK if dark else _WARNING).name()}")
+        font = self.chip.font()
+        font.setPointSizeF(font.pointSizeF() * 0.85)
+        self.chip.setFont(font)
+        self.mark.setFont(font)
         hints = QHBoxLayout()
         hints.setContentsMargins(2, 0, 0, 0)
         hints.addWidget(self.error, 1)
+        line = QHBoxLayout()
+        line.setContentsMargins(0, 0, 0, 0)
+        line.setSpacing(2)
+        line.addWidget(self.editor, 1)
+        line.addWidget(self.mark)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
-        layout.addWidget(self.editor)
+        layout.addLayout(line)
         layout.addLayout(hints)
         layout.addWidget(self.note)
 
@@ -127,7 +169,8 @@ class FieldEditor(QWidget):
 
     def changed_remotely(self, value: str | None, author: str, when: float) -> None:
         """Somebody else set this field: show it (or keep the rep's typing), highlight it,
-        and say who did it in the tooltip."""
+        and say who did it, and what it was, in the tooltip."""
+        before = self.base
         if self.typing():
             self.base = value
             self._underneath = value
@@ -138,7 +181,8 @@ class FieldEditor(QWidget):
         else:
             self.set_value(value)
         self.editor.setToolTip(f"Changed by {author or 'someone'} at "
-                               f"{time.strftime('%H:%M', time.localtime(when))}")
+                               f"{time.strftime('%H:%M', time.localtime(when))}"
+                               f" (was {_quote(before)})")
         self.highlight()
 
     def changed_underneath(self) -> bool:
@@ -157,7 +201,7 @@ class FieldEditor(QWidget):
         """Drop the highlight at once (the form is about to show something else)."""
         if self._fade.isActive():
             self._fade.stop()
-            self.editor.setPalette(QPalette())
+            self.editor.setStyleSheet("")
 
     def highlighted(self) -> bool:
         """True while the change highlight is showing."""
@@ -169,17 +213,16 @@ class FieldEditor(QWidget):
         progress = (self._fade_step / _FADE_STEPS - 0.45) / 0.55
         if self._fade_step >= _FADE_STEPS:
             self._fade.stop()
-            self.editor.setPalette(QPalette())  # back to the inherited palette
+            self.editor.setStyleSheet("")  # back to the app's look
             return
         if progress > 0:
             base = self.palette().color(QPalette.ColorRole.Base)
             self._paint_background(blend(changed_color(self.palette()), base, progress))
 
     def _paint_background(self, color: QColor) -> None:
-        palette = self.editor.palette()
-        palette.setColor(QPalette.ColorRole.Base, color)
-        palette.setColor(QPalette.ColorRole.Button, color)
-        self.editor.setPalette(palette)
+        # A style sheet, not the palette: under the app's style sheet (ui.theme) a
+        # widget's palette no longer paints its background.
+        self.editor.setStyleSheet(f"background-color: {color.name()};")
 
     def show_error(self, message: str | None) -> None:
         """A plain-words problem with the value, under the field (None: clear it)."""
@@ -191,16 +234,76 @@ class FieldEditor(QWidget):
         return "" if self.error.isHidden() else self.error.text()
 
     def set_editing_names(self, names: list[str]) -> None:
-        """Other reps whose presence says they are in this field."""
-        if self._underneath is not None:
-            return  # the "changed underneath" note matters more
+        """Other reps whose presence says they are in this field (a chip inside the
+        editor's right end: the form never moves)."""
         if not names:
-            self.note.hide()
+            self.chip.hide()
+            self._reserve(0)
             return
         verb = "is" if len(names) == 1 else "are"
-        self.note.setText(f"{names_phrase(names)} {verb} editing")
-        self.note.setStyleSheet(f"color: {presence_color(names[0], self.palette()).name()}")
-        self.note.show()
+        self.chip.setText(f"{names_phrase(names)} {verb} editing")
+        self._chip_color = presence_color(names[0], self.palette())
+        self._paint_chip()
+        self.chip.adjustSize()
+        self.chip.show()
+        self._place_chip()
+
+    def editing_text(self) -> str:
+        """The "Sam is editing" chip's text ("" when hidden)."""
+        return self.chip.text() if not self.chip.isHidden() else ""
+
+    def set_presence_stale(self, stale: bool) -> None:
+        """Offline: the chip may not be current, so it is greyed out."""
+        self._stale = stale
+        self._paint_chip()
+
+    def _paint_chip(self) -> None:
+        color = self.palette().color(QPalette.ColorRole.PlaceholderText) if self._stale \
+            else self._chip_color
+        base = self.palette().color(QPalette.ColorRole.Base)
+        self.chip.setStyleSheet(
+            f"color: {color.name()}; background: {base.name()}; padding: 0 4px;"
+            f" border-left: 2px solid {color.name()};")
+        self.chip.setToolTip("Maybe not current: you are offline" if self._stale else "")
+
+    def _place_chip(self) -> None:
+        if self.chip.isHidden():
+            return
+        self.chip.adjustSize()
+        editor = self.editor.rect()
+        right = 22 if isinstance(self.editor, QComboBox) else 3
+        width = min(self.chip.width(), max(0, editor.width() // 2))
+        self.chip.setGeometry(editor.width() - width - right,
+                              (editor.height() - self.chip.height()) // 2,
+                              width, self.chip.height())
+        self._reserve(width + right)
+
+    def _reserve(self, width: int) -> None:
+        """Keep the rep's text clear of the chip."""
+        if isinstance(self.editor, QLineEdit):
+            self.editor.setTextMargins(0, 0, width, 0)
+
+    def set_sync_mark(self, mark: SyncMark) -> None:
+        """Show whether the rep's last edit of this field is still waiting or saved."""
+        self._sync = mark
+        self._saved.stop()
+        quiet = self.palette().color(QPalette.ColorRole.PlaceholderText)
+        accent = self.palette().color(QPalette.ColorRole.Highlight)
+        if mark is SyncMark.PENDING:
+            self.mark.setText("●")
+            self.mark.setStyleSheet(f"color: {quiet.name()}")
+        elif mark is SyncMark.SAVED:
+            self.mark.setText("✓")
+            self.mark.setStyleSheet(f"color: {accent.name()}")
+            self._saved.start()
+        else:
+            self.mark.setText("")
+        self.mark.setToolTip(mark.value)
+        self.mark.setAccessibleDescription(mark.value)
+
+    def sync_mark(self) -> SyncMark:
+        """The mark shown now."""
+        return self._sync
 
     def set_read_only(self, read_only: bool) -> None:
         """Deleted customers are shown, not edited."""
@@ -214,6 +317,8 @@ class FieldEditor(QWidget):
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """Focus-in reports presence; Esc throws away uncommitted typing."""
         if watched is self.editor:
+            if event.type() == QEvent.Type.Resize:
+                self._place_chip()
             if event.type() == QEvent.Type.FocusIn:
                 position = self.editor.cursorPosition() if isinstance(
                     self.editor, QLineEdit) else 0

@@ -1,11 +1,20 @@
 """The main window: the customer directory beside the open customer, with the activity
 feed and the open conflicts in docks, and the connection status always in sight.
 
-Menus: File (New customer, Sync now, Quit), Edit (Undo/Redo of this rep's own edits on
-the open customer, Find customer), View (Activity, Conflicts, Outbox, Next pane), Help
-(About). Geometry, splitter and dock layout persist in :class:`QSettings` (pass
+Menus (built by :mod:`ui.window_menus`): File (New customer, Sync now, Work offline, Sign
+out, Switch server or account, Quit), Edit (Undo/Redo of this rep's own edits on the open
+customer, Find customer, Deleted customers), View (Activity, Conflicts, Outbox, Theme, Next
+pane), Help (Keyboard shortcuts, About).
+Geometry, splitter, dock layout and the theme persist in :class:`QSettings` (pass
 ``settings`` to keep them elsewhere, as tests and the demo do). Network work runs through
 :func:`ui.tasks.spawn`; its errors, and the core's, land in the status bar's error area.
+
+While not connected, the offline bar above the panes says so and how much waits to sync
+("Offline · 3 changes on 2 customers"); other reps' presence is greyed out, since it may
+not be current. Quitting with changes still queued (and no connection to send them) says
+how many will sync next time and asks first. F6 moves the keyboard focus from pane to
+pane, landing on a control that shows it. ``bring_forward`` raises the window (a second
+launch on the same profile calls it through :mod:`ui.single_instance`).
 """
 
 from __future__ import annotations
@@ -15,12 +24,14 @@ from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QMainWindow,
     QMessageBox,
     QSplitter,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -31,9 +42,14 @@ from .bridge import CoreBridge
 from .conflicts_panel import ConflictsDock
 from .customer_view import CustomerView
 from .directory import DirectoryPanel
+from .offline_bar import OfflineBar
 from .outbox_dialog import OutboxDialog
+from .shortcut_sheet import ShortcutSheet
 from .status import ConnectionIndicator, ErrorArea, SyncProgress
 from .tasks import error_sink, set_error_sink, spawn
+from .theme import THEME_KEY, apply_theme
+from .tray_notifier import TrayNotifier
+from .window_menus import build_menus
 
 __all__ = ["MainWindow", "app_version"]
 
@@ -43,6 +59,9 @@ ORGANISATION = "LiveEdit"
 APPLICATION = "Live Edit"
 _GEOMETRY, _STATE, _SPLITTER = "mainWindow/geometry", "mainWindow/state", "mainWindow/splitter"
 _NOTICE_MS = 20_000
+#: From this window width the docks sit beside the panes (else under them).
+WIDE = 1400
+_RECOUNT_MS = 250
 
 
 def app_version() -> str:
@@ -58,6 +77,25 @@ class MainWindow(QMainWindow):
 
     #: The window closed (its layout is saved by then).
     closed = Signal()
+    #: File > Sign out (False) or Switch server or account (True): the app signs out,
+    #: closes this window and shows the sign-in dialog.
+    signOutRequested = Signal(bool)
+
+    # The menus' actions, made by :func:`ui.window_menus.build_menus`.
+    new_action: QAction
+    sync_action: QAction
+    offline_action: QAction
+    sign_out_action: QAction
+    switch_action: QAction
+    quit_action: QAction
+    undo_action: QAction
+    redo_action: QAction
+    find_action: QAction
+    outbox_action: QAction
+    next_pane_action: QAction
+    shortcuts_action: QAction
+    about_action: QAction
+    theme_actions: dict[str, QAction]
 
     def __init__(self, core: ClientCore, bridge: CoreBridge, parent: QWidget | None = None,
                  *, settings: QSettings | None = None) -> None:
@@ -69,14 +107,21 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"Live Edit — {core.username or 'not signed in'}")
         self.setAccessibleName("Live Edit")
         self.about_box: QMessageBox | None = None
+        self.quit_box: QMessageBox | None = None
+        self.shortcut_sheet: ShortcutSheet | None = None
         self._outbox: OutboxDialog | None = None
+        self._state = "offline"
+        self._first_layout = False
+        self._quit_confirmed = False
+        self._recount = QTimer(self, singleShot=True, interval=_RECOUNT_MS)
+        self._recount.timeout.connect(self._count_outbox)
         self._build_central()
         self._build_docks()
         self._build_status_bar()
-        self._build_menus()
+        build_menus(self)
         self._connect_signals()
         self._restore_layout()
-        self._update_edit_actions()
+        self.update_edit_actions()
 
     # --- building --------------------------------------------------------------------
 
@@ -95,10 +140,20 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.customer_view)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
-        self.setCentralWidget(self.splitter)
+        self.offline_bar = OfflineBar(self)
+        central = QWidget(self)
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.offline_bar)
+        column.addWidget(self.splitter, 1)
+        self.splitter.setContentsMargins(8, 8, 4, 4)
+        self.setCentralWidget(central)
 
     def _build_docks(self) -> None:
         self.activity = ActivityDock(self.core, self.bridge, self)
+        self.tray = TrayNotifier(self.activity.feed, self.bridge, self)  # OS notices
+        self.tray.customerRequested.connect(self.show_customer)
         self.conflicts = ConflictsDock(self.core, self.bridge, self)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.activity)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.conflicts)
@@ -123,71 +178,11 @@ class MainWindow(QMainWindow):
         self._on_outbox(len(self.core.outbox()))
         set_error_sink(self.error_area.report)
 
-    def _action(self, text: str, slot: Any, shortcut: Any = None,
-                tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            shortcuts = shortcut if isinstance(shortcut, list) else [shortcut]
-            action.setShortcuts([QKeySequence(s) for s in shortcuts])
-        action.setStatusTip(tip)
-        action.setToolTip(tip or text.replace("&", ""))
-        action.triggered.connect(slot)
-        self.addAction(action)  # shortcuts work even with the menu bar hidden
-        return action
-
-    def _build_menus(self) -> None:
-        menu = self.menuBar()
-        menu.setAccessibleName("Menu bar")
-        file_menu = menu.addMenu("&File")
-        self.new_action = self._action("&New customer", self._new_customer, "Ctrl+N",
-                                       "Create a customer (works offline)")
-        self.sync_action = self._action("&Sync now", self.sync_now, "F5",
-                                        "Send waiting changes and fetch the latest")
-        self.offline_action = self._action(
-            "Work &offline", self.set_offline, "Ctrl+Shift+O",
-            "Disconnect on purpose; edits queue up and sync when you go back online",
-        )
-        self.offline_action.setCheckable(True)
-        self.quit_action = self._action("&Quit", self.close, "Ctrl+Q")
-        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
-        file_menu.addActions([self.new_action, self.sync_action, self.offline_action])
-        file_menu.addSeparator()
-        file_menu.addAction(self.quit_action)
-
-        edit_menu = menu.addMenu("&Edit")
-        self.undo_action = self._action("&Undo my last change", self.undo, "Ctrl+Z",
-                                        "Undo your own last change to this customer")
-        self.redo_action = self._action("&Redo", self.redo,
-                                        ["Ctrl+Shift+Z", QKeySequence.StandardKey.Redo])
-        self.find_action = self._action("&Find customer…", self.directory.focus_search,
-                                        "Ctrl+F", "Search the customer directory")
-        edit_menu.addActions([self.undo_action, self.redo_action])
-        edit_menu.addSeparator()
-        edit_menu.addAction(self.find_action)
-        edit_menu.aboutToShow.connect(self._update_edit_actions)
-
-        view_menu = menu.addMenu("&View")
-        activity = self.activity.toggleViewAction()
-        activity.setText("&Activity")
-        activity.setShortcut(QKeySequence("Ctrl+1"))
-        conflicts = self.conflicts.toggleViewAction()
-        conflicts.setText("&Conflicts")
-        conflicts.setShortcut(QKeySequence("Ctrl+2"))
-        self.outbox_action = self._action("&Outbox…", self.show_outbox, "Ctrl+3",
-                                          "Changes waiting to sync")
-        self.next_pane_action = self._action("&Next pane", self.focus_next_pane, "F6")
-        view_menu.addActions([activity, conflicts, self.outbox_action])
-        view_menu.addSeparator()
-        view_menu.addAction(self.next_pane_action)
-
-        help_menu = menu.addMenu("&Help")
-        self.about_action = self._action("&About Live Edit", self.show_about)
-        self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
-        help_menu.addAction(self.about_action)
-
     def _connect_signals(self) -> None:
         self.bridge.statusChanged.connect(self._on_status)
         self.bridge.outboxChanged.connect(self._on_outbox)
+        self.offline_bar.outboxRequested.connect(self.show_outbox)
+        self.offline_bar.reconnectRequested.connect(lambda: self.set_offline(False))
         self.bridge.directoryChanged.connect(self.progress.on_directory)
         self.bridge.errorReported.connect(self.error_area.report)
         self.bridge.documentChanged.connect(self._on_document)
@@ -207,8 +202,30 @@ class MainWindow(QMainWindow):
         """Tell the rep something calm (not an error) in the status bar."""
         self.statusBar().showMessage(text, _NOTICE_MS)
 
+    def bring_forward(self) -> None:
+        """Show the window on top (restored if minimised) and give it the focus."""
+        if self.isMinimized():
+            self.showNormal()
+        self.show()
+        self.raise_()
+        self.activateWindow()
+
+    def queued_on_quit(self) -> tuple[int, int]:
+        """(changes, customers) that would wait for the next launch if the app quit now
+        ((0, 0) when connected: they are on their way)."""
+        if self._state == "online" or self.core.closed:
+            return 0, 0
+        pending = self.core.pending_changes()
+        return pending.changes, pending.customers
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Save the layout, stop routing errors here, and say so."""
+        """Ask first when changes would stay queued; then save the layout, stop routing
+        errors here, and say so."""
+        changes, customers = (0, 0) if self._quit_confirmed else self.queued_on_quit()
+        if changes:
+            event.ignore()
+            self._confirm_quit(changes, customers)
+            return
         self.save_layout()
         if error_sink() == self.error_area.report:
             set_error_sink(None)
@@ -216,6 +233,47 @@ class MainWindow(QMainWindow):
             self._outbox.close()
         super().closeEvent(event)
         self.closed.emit()
+
+    def _confirm_quit(self, changes: int, customers: int) -> None:
+        """Non-modal: "3 changes on 2 customers will sync next time you open Live Edit"."""
+        what = f"{changes:,} change{'s' if changes != 1 else ''}"
+        on = f"{customers:,} customer{'s' if customers != 1 else ''}"
+        box = QMessageBox(QMessageBox.Icon.Information, "Quit Live Edit",
+                          f"{what} on {on} will sync next time you open Live Edit "
+                          "while connected.",
+                          QMessageBox.StandardButton.NoButton, self)
+        box.setInformativeText("They have not reached the server yet; they are kept on "
+                               "this computer.")
+        quit_button = box.addButton("Quit", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Keep working", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(quit_button)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.accepted.connect(self.quit_anyway)
+        box.finished.connect(self._quit_box_closed)
+        self.quit_box = box
+        box.open()
+
+    def quit_anyway(self) -> None:
+        """Close even though changes are queued (they sync next time)."""
+        self._quit_confirmed = True
+        self.close()
+
+    def close_unattended(self) -> None:
+        """Close without asking, for a close no rep is there to answer (``liveedit demo
+        --exit-after``, SIGTERM, the self-test): queued changes stay on this computer, and
+        the log says how many will sync next time. Never leaves a question open."""
+        changes, customers = self.queued_on_quit()
+        if changes:
+            log.info("%s change%s on %s customer%s will sync next time", f"{changes:,}",
+                     "s" if changes != 1 else "", f"{customers:,}",
+                     "s" if customers != 1 else "")
+        if self.quit_box is not None:
+            self.quit_box.reject()
+        self.quit_anyway()
+
+    def _quit_box_closed(self) -> None:
+        """The quit question was answered (it deletes itself): forget it."""
+        self.quit_box = None
 
     # --- layout persistence ----------------------------------------------------------
 
@@ -235,40 +293,106 @@ class MainWindow(QMainWindow):
             if isinstance(splitter, QByteArray):
                 self.splitter.restoreState(splitter)
             return
+        self._first_layout = True
         self.resize(1280, 800)
-        self.splitter.setSizes([240, 900])
+        self.splitter.setSizes([400, 880])
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """First launch (no saved layout): fit the docks to the window's width."""
+        if self._first_layout:
+            self._first_layout = False
+            self._fit_docks(self.width())
+        super().showEvent(event)
+
+    def _fit_docks(self, width: int) -> None:
+        """Below :data:`WIDE` px the docks go under the panes (the customer form needs the
+        width); wider, they are a column on the right. The directory gets ~36 %."""
+        area = (Qt.DockWidgetArea.RightDockWidgetArea if width >= WIDE
+                else Qt.DockWidgetArea.BottomDockWidgetArea)
+        for dock in (self.activity, self.conflicts):
+            self.addDockWidget(area, dock)
+        self.tabifyDockWidget(self.activity, self.conflicts)
+        self.activity.raise_()
+        if area == Qt.DockWidgetArea.RightDockWidgetArea:
+            self.resizeDocks([self.activity], [280], Qt.Orientation.Horizontal)
+            central = width - 280
+        else:
+            self.resizeDocks([self.activity], [190], Qt.Orientation.Vertical)
+            central = width
+        directory = max(300, int(central * 0.36))
+        self.splitter.setSizes([directory, max(1, central - directory)])
 
     # --- slots -----------------------------------------------------------------------
 
     def _on_status(self, status: Any) -> None:
         self.indicator.set_status(status)
         self.progress.set_status(status)
+        self._state = str(getattr(status.state, "value", status.state))
+        online = self._state == "online"
+        self.offline_bar.set_state(self._state)
+        self.customer_view.set_online(online)
+        self.directory.set_presence_stale(not online)
+        if not online:
+            self._count_outbox()
 
     def _on_outbox(self, pending: int) -> None:
         self.indicator.set_pending(pending)
         self.progress.set_pending(pending)
+        if self._state != "online":
+            self._recount.start()
+
+    def _count_outbox(self) -> None:
+        if not self.core.closed:
+            pending = self.core.pending_changes()
+            self.offline_bar.set_counts(pending.changes, pending.customers)
 
     def _on_document(self, event: Any) -> None:
         if event.customer_id == self.customer_view.current_customer():
-            self._update_edit_actions()
+            self.update_edit_actions()
 
     def show_customer(self, customer_id: str) -> None:
         """Open a customer in the customer view (and select it in the directory)."""
         self.customer_view.show_customer(customer_id)
         self.directory.select_customer(customer_id)
-        self._update_edit_actions()
+        self.update_edit_actions()
 
-    def _new_customer(self) -> None:
+    def new_customer(self) -> None:
+        """File > New customer: create one (works offline) and show it."""
         self.customer_view.new_customer()
 
     def set_offline(self, offline: bool) -> None:
         """File > Work offline: disconnect (edits stay queued) or connect again."""
         self.offline_action.setChecked(offline)
         if offline:
-            spawn(self.core.disconnect(), what="go offline")
-            self.show_notice("Working offline: your changes wait in the outbox.")
+            spawn(self._go_offline(), what="go offline")
         else:
             spawn(self.start(), what="go online")
+
+    async def _go_offline(self) -> None:
+        await self.core.disconnect()
+        if self.core.engine is None:  # no engine, no more StatusChanged: say it here
+            self._on_status(_Offline())
+
+    def sign_out(self, *, switch: bool) -> None:
+        """File > Sign out / Switch server or account: the app takes it from here."""
+        self._quit_confirmed = True  # queued changes stay in this profile's outbox
+        self.signOutRequested.emit(switch)
+
+    def set_theme(self, theme: str) -> None:
+        """View > Theme: apply and remember."""
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            apply_theme(app, theme)
+        self.settings.setValue(THEME_KEY, theme)
+        self.theme_actions[theme].setChecked(True)
+
+    def show_shortcuts(self) -> ShortcutSheet:
+        """Help > Keyboard shortcuts (non-modal)."""
+        if self.shortcut_sheet is None or not self.shortcut_sheet.isVisible():
+            self.shortcut_sheet = ShortcutSheet(self)
+        self.shortcut_sheet.show()
+        self.shortcut_sheet.raise_()
+        return self.shortcut_sheet
 
     def sync_now(self) -> None:
         """File > Sync now: connect and wait until in sync (errors go to the error area)."""
@@ -285,7 +409,8 @@ class MainWindow(QMainWindow):
         else:
             self.statusBar().clearMessage()
 
-    def _update_edit_actions(self) -> None:
+    def update_edit_actions(self) -> None:
+        """Undo/Redo enabled only when the open customer has something to undo/redo."""
         cid = self.customer_view.current_customer()
         self.undo_action.setEnabled(cid is not None and self.core.can_undo(cid))
         self.redo_action.setEnabled(cid is not None and self.core.can_redo(cid))
@@ -305,7 +430,7 @@ class MainWindow(QMainWindow):
     async def _step(self, step: Callable[[str], Awaitable[bool]], cid: str, which: str) -> None:
         if not await step(cid):
             self.statusBar().showMessage(f"Nothing to {which} on this customer.", 4000)
-        self._update_edit_actions()
+        self.update_edit_actions()
 
     def show_outbox(self) -> None:
         """Open (or raise) the outbox dialog."""
@@ -333,12 +458,39 @@ class MainWindow(QMainWindow):
         box.open()
 
     def focus_next_pane(self) -> None:
-        """F6: move the keyboard focus to the next pane (directory, customer, docks)."""
-        panes = [w for w in (self.directory, self.customer_view, self.activity.tree,
-                             self.conflicts.tree) if w.isVisible()]
+        """F6: move the keyboard focus to the next pane (directory, customer, docks), onto
+        a control of it that takes (and shows) the focus."""
+        panes = [w for w in (self.directory, self.customer_view, self.activity,
+                             self.conflicts) if w.isVisible() and _stop(w) is not None]
         if not panes:
             return
-        focus = self.focusWidget()
+        focus = QApplication.focusWidget()
         current = next((i for i, p in enumerate(panes)
                         if focus is not None and (focus is p or p.isAncestorOf(focus))), -1)
-        panes[(current + 1) % len(panes)].setFocus(Qt.FocusReason.TabFocusReason)
+        target = _stop(panes[(current + 1) % len(panes)])
+        if target is not None:
+            target.setFocus(Qt.FocusReason.TabFocusReason)
+
+
+class _Offline:
+    """A stand-in status after a deliberate disconnect (the engine is gone)."""
+
+    state = "offline"
+    retry_in = None
+    error = None
+
+
+def _stop(pane: QWidget) -> QWidget | None:
+    """Where F6 lands in a pane: the pane itself if it takes focus, else its first visible,
+    enabled child that takes Tab focus (the directory: its list when it has rows)."""
+    if isinstance(pane, DirectoryPanel):
+        return pane.table if pane.model.rowCount() else pane.search
+    if isinstance(pane, CustomerView):
+        return pane.focus_target()
+    if pane.focusPolicy() & Qt.FocusPolicy.TabFocus:
+        return pane
+    for child in pane.findChildren(QWidget):
+        if (child.focusPolicy() & Qt.FocusPolicy.TabFocus and child.isVisible()
+                and child.isEnabled()):
+            return child
+    return None

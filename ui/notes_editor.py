@@ -6,7 +6,10 @@ typing never interleaves two edits. A remote change is applied as the smallest r
 (common prefix/suffix), not by replacing the whole text, and this rep's cursor and
 selection are shifted by it, so they stay on the same words. Other reps' cursors (their
 presence state ``{"field": "notes", "cursor": n}``) are drawn as thin coloured carets with
-their name; this rep's own cursor goes out the same way, throttled.
+a small flag; their name shows beside the flag for :data:`TAG_MS` after the caret moved
+(then only the caret stays, so the name never sits on the text being read), and the caret
+goes as soon as they leave the notes or the customer. This rep's own cursor goes out the
+same way, throttled.
 
 Positions on the core are Python string indices (code points); Qt counts UTF-16 units.
 :func:`to_qt` and :func:`from_qt` convert, so emoji and other astral characters are safe.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +38,8 @@ __all__ = ["NotesEditor", "common_affixes", "from_qt", "to_qt"]
 log = logging.getLogger(__name__)
 
 PRESENCE_THROTTLE_MS = 250
+#: How long another rep's name shows beside their caret after it moved.
+TAG_MS = 2500
 FIELD = "notes"
 
 
@@ -92,6 +98,8 @@ class _Caret:
 
     name: str
     index: int
+    #: When the caret last moved (monotonic seconds): the name tag shows for TAG_MS.
+    moved: float = 0.0
 
 
 class NotesEditor(QPlainTextEdit):
@@ -110,6 +118,8 @@ class NotesEditor(QPlainTextEdit):
         self._carets: dict[str, _Caret] = {}
         self._presence_timer = QTimer(self, singleShot=True, interval=PRESENCE_THROTTLE_MS)
         self._presence_timer.timeout.connect(self._send_presence)
+        self._tag_timer = QTimer(self, singleShot=True)
+        self._tag_timer.timeout.connect(self.viewport().update)
         self.setPlaceholderText("Case notes — everyone on this customer sees them as you type.")
         self.setTabChangesFocus(True)
         self.document().contentsChange.connect(self._on_contents_change)
@@ -142,6 +152,11 @@ class NotesEditor(QPlainTextEdit):
     def remote_carets(self) -> dict[str, tuple[str, int]]:
         """Other reps' cursors: session id → (name, index)."""
         return {sid: (c.name, c.index) for sid, c in self._carets.items()}
+
+    def caret_tags(self) -> list[str]:
+        """The names shown beside carets now (each for TAG_MS after its caret moved)."""
+        now = time.monotonic()
+        return [c.name for c in self._carets.values() if now - c.moved < TAG_MS / 1000]
 
     # --- local edits -------------------------------------------------------------------
 
@@ -222,7 +237,8 @@ class NotesEditor(QPlainTextEdit):
             self.setTextCursor(cursor)
         finally:
             self._applying = False
-        self._carets = {sid: _Caret(c.name, shift(c.index)) for sid, c in self._carets.items()}
+        self._carets = {sid: _Caret(c.name, shift(c.index), c.moved)
+                        for sid, c in self._carets.items()}
         self.viewport().update()
 
     def _edit_range(self, old: str, start: int, end: int, inserted: str) -> None:
@@ -270,12 +286,20 @@ class NotesEditor(QPlainTextEdit):
         if customer_id != self._customer:
             return
         carets: dict[str, _Caret] = {}
+        now = time.monotonic()
         for session_id, (user, state) in peers.items():
-            cursor = state.get("cursor") if isinstance(state, dict) else None
-            if state.get("field") == FIELD and isinstance(cursor, int):
+            if not isinstance(state, dict) or state.get("field") != FIELD:
+                continue  # left the notes (or the customer): the caret goes
+            cursor = state.get("cursor")
+            if isinstance(cursor, int):
                 name = str(state.get("name") or user)
-                carets[session_id] = _Caret(name, max(0, min(cursor, len(self._text))))
+                index = max(0, min(cursor, len(self._text)))
+                old = self._carets.get(session_id)
+                moved = old.moved if old is not None and old.index == index else now
+                carets[session_id] = _Caret(name, index, moved)
         self._carets = carets
+        if carets:
+            self._tag_timer.start(TAG_MS + 50)
         self.viewport().update()
 
     def paintEvent(self, event: QPaintEvent) -> None:
@@ -289,17 +313,22 @@ class NotesEditor(QPlainTextEdit):
         font.setPointSizeF(max(7.0, font.pointSizeF() * 0.8))
         painter.setFont(font)
         metrics = QFontMetrics(font)
+        tagged = set(self.caret_tags())
         for caret in self._carets.values():
-            self._paint_caret(painter, metrics, caret)
+            self._paint_caret(painter, metrics, caret, caret.name in tagged)
         painter.end()
 
-    def _paint_caret(self, painter: QPainter, metrics: QFontMetrics, caret: _Caret) -> None:
+    def _paint_caret(self, painter: QPainter, metrics: QFontMetrics, caret: _Caret,
+                     tag_shown: bool) -> None:
         cursor = QTextCursor(self.document())
         last = self.document().characterCount() - 1
         cursor.setPosition(min(to_qt(self._text, caret.index), last))
         rect = self.cursorRect(cursor)
         color = presence_color(caret.name, self.palette())
         painter.fillRect(QRect(rect.left(), rect.top(), 2, rect.height()), color)
+        painter.fillRect(QRect(rect.left() - 2, rect.top() - 2, 6, 4), color)  # the flag
+        if not tag_shown:
+            return
         label = metrics.elidedText(caret.name, Qt.TextElideMode.ElideRight, 120)
         tag = QRect(rect.left(), rect.top() - metrics.height() - 1,
                     metrics.horizontalAdvance(label) + 8, metrics.height())

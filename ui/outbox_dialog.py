@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -88,26 +89,42 @@ class OutboxDialog(QDialog):
         if self.core.closed:  # a timer that outlived the session
             return
         entries = self.core.outbox()
+        pending = self.core.pending_changes()
         now = time.time()
         names: dict[str, str] = {}
         self.tree.clear()
+        # One row per run of updates to the same customer and part (a sentence typed in
+        # the notes is one row, "notes (25 edits)"), oldest first.
+        runs: list[list[Any]] = []
         for entry in entries:
-            cid = customer_id_of(entry.doc_id)
+            if runs and (runs[-1][0].doc_id, runs[-1][0].summary) == (entry.doc_id,
+                                                                      entry.summary):
+                runs[-1].append(entry)
+            else:
+                runs.append([entry])
+        for run in runs:
+            first, last = run[0], run[-1]
+            cid = customer_id_of(first.doc_id)
             if cid not in names:
                 names[cid] = customer_name(self.core, cid)
-            item = QTreeWidgetItem([names[cid], entry.summary or "changes",
-                                    age_text(now - entry.created_at)])
+            what = first.summary or "changes"
+            if len(run) > 1:
+                what = f"{what} ({len(run)} edits)"
+            item = QTreeWidgetItem([names[cid], what, age_text(now - first.created_at)])
             item.setData(0, _ROLE_CUSTOMER, cid)
             item.setToolTip(2, time.strftime("%Y-%m-%d %H:%M:%S",
-                                             time.localtime(entry.created_at)))
-            if entry.attempts:
-                item.setToolTip(1, f"sent {entry.attempts} time(s), not yet confirmed")
+                                             time.localtime(first.created_at)))
+            attempts = max(e.attempts for e in run)
+            if attempts:
+                item.setToolTip(1, f"sent {attempts} time(s), not yet confirmed")
+            elif last is not first:
+                item.setToolTip(1, f"{len(run)} edits, the last at "
+                                   f"{time.strftime('%H:%M:%S', time.localtime(last.created_at))}")
             self.tree.addTopLevelItem(item)
         self.summary.setText(
             "Everything is synced." if not entries else
-            f"{len(entries):,} change{'s' if len(entries) != 1 else ''} on this computer "
-            "wait for the server. They are safe here and are sent as soon as the "
-            "connection is back."
+            f"{pending.text()} wait for the server. They are safe on this computer and "
+            "are sent as soon as the connection is back."
         )
 
     def rows(self) -> list[tuple[str, str, str]]:

@@ -12,11 +12,12 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QDropEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -35,6 +36,8 @@ __all__ = ["TasksWidget"]
 log = logging.getLogger(__name__)
 
 _ID = Qt.ItemDataRole.UserRole
+#: How long the "Ctrl+Z brings it back" notice stays after deleting a task (ms).
+_NOTICE_MS = 10_000
 
 
 class Task(Protocol):
@@ -93,6 +96,15 @@ class TasksWidget(QWidget):
         self.new_title = QLineEdit(self)
         self.add_button = QPushButton("Add", self)
         self.delete_button = QPushButton("Delete", self)
+        #: "Deleted “X”. Press Ctrl+Z to bring it back." for a while after a delete.
+        self.notice = QLabel(self)
+        self.notice.setWordWrap(True)
+        self.notice.setAccessibleName("Task deleted")
+        self.notice.hide()
+        self._notice_timer = QTimer(self)
+        self._notice_timer.setSingleShot(True)
+        self._notice_timer.setInterval(_NOTICE_MS)
+        self._notice_timer.timeout.connect(self.notice.hide)
         self._build()
         self.list.itemChanged.connect(self._on_item_changed)
         self.list.moved.connect(self._on_moved)
@@ -123,6 +135,7 @@ class TasksWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 6, 0, 0)
         layout.addWidget(self.list, 1)
+        layout.addWidget(self.notice)
         layout.addLayout(add_row)
 
     # --- public API --------------------------------------------------------------------
@@ -151,6 +164,9 @@ class TasksWidget(QWidget):
         if item is None or self._customer is None:
             return
         spawn(self._core.delete_task(self._customer, item.data(_ID)), what="delete task")
+        self.notice.setText(f"Deleted “{item.text()}”. Press Ctrl+Z to bring it back.")
+        self.notice.show()
+        self._notice_timer.start()
 
     # --- slots -------------------------------------------------------------------------
 

@@ -94,6 +94,13 @@ class Link:
         self.proto.send(message)
         await self.flush()
 
+    async def send_frame(self, frame: bytes) -> None:
+        """Queue an already encoded message on the protocol and write it (OPEN only)."""
+        if self.proto.state is not State.OPEN:
+            raise NotConnected("the connection is not open")
+        self.proto.send_encoded(frame)
+        await self.flush()
+
     async def flush(self) -> None:
         """Write every frame the protocol has queued, in order (one writer at a time)."""
         async with self.lock:

@@ -8,7 +8,9 @@ closed or the server refuses it for good (bad credentials, revoked access, no co
 protocol version). The reconnect policy itself is pure and lives in
 :mod:`sync.client.backoff`; the wire rules live in :mod:`sync.protocol.connection`; what
 a single connection attempt owns (socket, protocol object, why it ended) lives in the
-private :mod:`sync.client._link`.
+private :mod:`sync.client._link`, what keeps it alive (Heartbeats, in-band token renewal)
+in :mod:`sync.client._keepalive`, and the status it reports, with its listeners, in
+:mod:`sync.client.status` (:class:`~sync.client.status.StatusBoard`).
 
 Call order::
 
@@ -46,8 +48,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from dataclasses import dataclass
-from enum import StrEnum
 from ssl import SSLContext
 from typing import Any
 
@@ -68,14 +68,14 @@ from sync.protocol.messages import (
     Heartbeat,
     HeartbeatAck,
     Message,
-    RenewToken,
     TokenRenewed,
     Welcome,
     encode,
 )
 
+from ._keepalive import heartbeats, renewals
 from ._link import ConnectionLog, Drop, Link, fatal_error
-from .backoff import Disposition, backoff, classify, renew_delay, retry_floor
+from .backoff import Disposition, backoff, classify, retry_floor
 from .errors import (
     ClientError,
     ConnectionClosedFatal,
@@ -83,6 +83,7 @@ from .errors import (
     MessageTooBig,
     NotConnected,
 )
+from .status import ConnectionState, Status, StatusBoard
 
 __all__ = [
     "ClientConnection",
@@ -105,10 +106,6 @@ MessageHandler = Callable[[Message], Awaitable[None]]
 _RECEIVE_LIMIT = 16 * MAX_MESSAGE_SIZE
 _OPEN_TIMEOUT = 10.0
 _CLOSE_TIMEOUT = 3.0
-#: How long past the token's expiry to wait for TokenRenewed before reconnecting.
-_RENEW_ANSWER_GRACE = 5.0
-#: Longest pause between retries of a failing token provider during in-band renewal.
-_PROVIDER_RETRY = 5.0
 #: Errors that, without ``ref``/``doc``, describe the connection rather than a request: the
 #: server closes right after them (docs/protocol.md §7). They feed the reconnect policy and
 #: the status; they are not dispatched to ``on_message``.
@@ -118,33 +115,6 @@ _CONNECTION_ERRORS = frozenset({
     ErrorCode.AUTH_TIMEOUT, ErrorCode.AUTH_REQUIRED, ErrorCode.BAD_MESSAGE,
     ErrorCode.MESSAGE_TOO_BIG,
 })
-
-
-class ConnectionState(StrEnum):
-    """What the status indicator shows."""
-
-    #: Authenticated; ``send()`` works.
-    ONLINE = "online"
-    #: Connecting, or waiting ``retry_in`` seconds before the next attempt.
-    CONNECTING = "connecting"
-    #: Not started, closed, or stopped by a fatal error (see ``Status.error``).
-    OFFLINE = "offline"
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """A snapshot of the connection for the UI's status indicator.
-
-    ``retry_in``: seconds until the next attempt, while CONNECTING and waiting (None while
-    an attempt is under way). ``error``: why the link is not online, for people (None when
-    there is nothing to say). ``attempt``: number of the current or next connection attempt
-    since the link was last online (0 when online or offline).
-    """
-
-    state: ConnectionState
-    retry_in: float | None = None
-    error: str | None = None
-    attempt: int = 0
 
 
 class ClientConnection:
@@ -198,9 +168,7 @@ class ClientConnection:
         self._dead_after = dead_after
         self._renew_margin = renew_margin
         self._log = ConnectionLog(logger, session_id)
-        self._status = Status(ConnectionState.OFFLINE)
-        self._changed = asyncio.Event()
-        self._listeners: list[Callable[[Status], None]] = []
+        self._board = StatusBoard(self._log)
         self._task: asyncio.Task[None] | None = None
         self._link: Link | None = None
         self._welcome: Welcome | None = None
@@ -216,7 +184,7 @@ class ClientConnection:
     @property
     def status(self) -> Status:
         """The current status (also delivered to status listeners on every change)."""
-        return self._status
+        return self._board.current
 
     @property
     def welcome(self) -> Welcome | None:
@@ -263,38 +231,25 @@ class ClientConnection:
         """
         link = self._link
         if link is None or link.proto.state is not State.OPEN:
-            raise NotConnected(f"not connected ({self._status.state})")
-        if self._welcome is not None:
-            size = len(encode(message))
-            if size > self._welcome.max_message_size:
-                raise MessageTooBig(size, self._welcome.max_message_size)
+            raise NotConnected(f"not connected ({self._board.current.state})")
+        frame = encode(message)  # once: the size check and the socket use the same bytes
+        if self._welcome is not None and len(frame) > self._welcome.max_message_size:
+            raise MessageTooBig(len(frame), self._welcome.max_message_size)
         if self._log.isEnabledFor(logging.DEBUG):
             self._log.debug("send %s", type(message).__name__)
-        await link.send(message)
+        await link.send_frame(frame)
 
     def add_status_listener(self, callback: Callable[[Status], None]) -> Callable[[], None]:
         """Call ``callback(status)`` on every status change; returns a function removing it.
 
         Callbacks run on the event loop and must not block; their exceptions are logged.
         """
-        self._listeners.append(callback)
-
-        def remove() -> None:
-            if callback in self._listeners:
-                self._listeners.remove(callback)
-
-        return remove
+        return self._board.add_listener(callback)
 
     async def subscribe_status(self) -> AsyncIterator[Status]:
         """Yield the current status, then every change, until the consumer stops."""
-        queue: asyncio.Queue[Status] = asyncio.Queue()
-        queue.put_nowait(self._status)
-        remove = self.add_status_listener(queue.put_nowait)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            remove()
+        async for status in self._board.subscribe():
+            yield status
 
     async def wait_online(self, timeout: float) -> Welcome:  # noqa: ASYNC109 (public API)
         """Wait until ONLINE and return the Welcome.
@@ -304,27 +259,18 @@ class ClientConnection:
         """
         async with asyncio.timeout(timeout):
             while True:
-                if self._status.state is ConnectionState.ONLINE and self._welcome is not None:
+                if self.status.state is ConnectionState.ONLINE and self._welcome is not None:
                     return self._welcome
                 if self._stop_error is not None:
                     raise self._stop_error
                 if self._closed:
                     raise NotConnected("the connection was closed")
-                await self._changed.wait()
+                await self._board.changed()
 
     # --- status ---------------------------------------------------------------------------
 
     def _set_status(self, status: Status) -> None:
-        if status == self._status:
-            return
-        self._status = status
-        self._changed.set()
-        self._changed = asyncio.Event()
-        for callback in list(self._listeners):
-            try:
-                callback(status)
-            except Exception:
-                self._log.exception("status listener %r failed", callback)
+        self._board.set(status)
 
     def _on_run_done(self, task: asyncio.Task[None]) -> None:
         """Make a crash of the run loop (a bug) visible: logged, and status OFFLINE."""
@@ -512,8 +458,9 @@ class ClientConnection:
         link.expires_at = self._token_expires_at = welcome.token_expires_at
         interval = max(0.05, min(welcome.heartbeat_interval, self._dead_after / 2))
         link.tasks = [
-            asyncio.create_task(self._guard(link, self._heartbeats(link, interval))),
-            asyncio.create_task(self._guard(link, self._renewals(link))),
+            asyncio.create_task(self._guard(link, heartbeats(link, interval))),
+            asyncio.create_task(self._guard(link, renewals(
+                link, self._token_provider, self._renew_margin, self._log))),
         ]
         self._log.info(
             "authenticated as %s (%s), resumed=%s", welcome.user, welcome.role, welcome.resumed,
@@ -539,53 +486,3 @@ class ClientConnection:
             self._log.exception("connection helper failed")
             await link.close(CloseCode.INTERNAL_ERROR, "client error")
             link.reason = f"internal client error: {exc!r}"
-
-    async def _heartbeats(self, link: Link, interval: float) -> None:
-        """Send a Heartbeat every ``interval`` s: keeps the server's idle timer and ours fed.
-
-        docs/protocol.md §8: the server closes a link silent for 45 s (4009) and answers
-        each Heartbeat with a HeartbeatAck, which our ``dead_after`` watchdog counts.
-        """
-        nonce = 0
-        while True:
-            await asyncio.sleep(interval)
-            nonce += 1
-            await link.send(Heartbeat(nonce))
-
-    async def _renewals(self, link: Link) -> None:
-        """Renew the access token in-band before it expires, for as long as the link lives."""
-        while True:
-            await asyncio.sleep(renew_delay(link.remaining(), self._renew_margin))
-            try:
-                token = await self._fresh_token(link)
-            except ConnectionClosedFatal as exc:
-                link.fatal = exc
-                await link.close(CloseCode.NORMAL, "no access token")
-                return
-            if token is None:
-                return  # expired: the server closes with 4005 and we reconnect afresh
-            link.renewed.clear()
-            await link.send(RenewToken(token))
-            try:
-                await asyncio.wait_for(
-                    link.renewed.wait(), max(link.remaining(), 0.0) + _RENEW_ANSWER_GRACE,
-                )
-            except TimeoutError:
-                self._log.warning("the server did not confirm the token renewal")
-                link.error = Error(ErrorCode.TOKEN_EXPIRED, "token renewal unanswered")
-                await link.close(CloseCode.NORMAL, "token renewal unanswered")
-                return
-
-    async def _fresh_token(self, link: Link) -> str | None:
-        """A new token from the provider, retrying transient failures until expiry."""
-        while True:
-            try:
-                return await self._token_provider(True)
-            except ConnectionClosedFatal:
-                raise
-            except Exception as exc:  # transient by contract
-                self._log.warning("could not renew the access token: %r", exc, exc_info=True)
-                left = link.remaining()
-                if left <= 0:
-                    return None
-                await asyncio.sleep(max(0.2, min(_PROVIDER_RETRY, left / 2)))

@@ -55,6 +55,7 @@ from .messages import (
     Welcome,
     decode,
     encode,
+    kind_of,
 )
 
 __all__ = [
@@ -273,6 +274,16 @@ class ServerProtocol(_Protocol):
             raise LocalProtocolError(f"a server does not send {type(message).__name__}")
         self._out.append(encode(message))
 
+    def send_encoded(self, frame: bytes) -> None:
+        """Queue a message that was encoded once for many connections (fan-out of a
+        RemoteUpdate, Notification, PresenceChanged, DirectoryChanges), with the same state
+        and direction checks as :meth:`send`; the kind is read from the frame's header."""
+        if self.state is not State.OPEN:
+            raise LocalProtocolError(f"cannot send in state {self.state.name}")
+        if kind_of(frame) not in SERVER_SENDS:
+            raise LocalProtocolError("a server does not send this frame")
+        self._out.append(frame)
+
     def fail(self, code: ErrorCode, message: str, close_code: CloseCode) -> None:
         """Close because of the client's behaviour (rate limit, expired token, …)."""
         self._fail_with_error(code, message, close_code)
@@ -341,3 +352,13 @@ class ClientProtocol(_Protocol):
         if type(message) not in CLIENT_SENDS:
             raise LocalProtocolError(f"a client does not send {type(message).__name__}")
         self._out.append(encode(message))
+
+    def send_encoded(self, frame: bytes) -> None:
+        """Queue a message the driver already encoded (it checks the size against the
+        server's limit first, so each message is encoded once), with the same state and
+        direction checks as :meth:`send`; the kind is read from the frame's header."""
+        if self.state is not State.OPEN:
+            raise LocalProtocolError(f"cannot send in state {self.state.name}")
+        if kind_of(frame) not in CLIENT_SENDS:
+            raise LocalProtocolError("a client does not send this frame")
+        self._out.append(frame)

@@ -2,7 +2,8 @@
 
 One pycrdt ``Doc`` per customer (DESIGN.md, "The customer document"), with these roots:
 
-- ``fields`` (Map): scalar account fields, see ``FIELDS``; ``None`` is a value.
+- ``fields`` (Map): scalar account fields, one per row of the field table
+  (:mod:`sync.protocol.schema`); ``None`` is a value.
 - ``notes`` (Text): case notes, merged character by character.
 - ``tasks`` (Map): task id → Map ``{title, done, order}``. Order is a float; a reorder sets
   one task's order between its new neighbours, so concurrent reorders never duplicate or
@@ -18,30 +19,44 @@ One pycrdt ``Doc`` per customer (DESIGN.md, "The customer document"), with these
   version: a conflict) from a later one, however many writes came in between.
 
 Server and client share this module: it is the one place that knows the layout and the
-rules for field values. Functions that write take an open document and must be called
-inside the caller's transaction when several writes belong together.
+rules for field values (the rules themselves are rows of :mod:`sync.protocol.schema`,
+read each time, so a field added to the table reaches every function here). Functions
+that write take an open document and must be called inside the caller's transaction when
+several writes belong together.
 """
 
 from __future__ import annotations
 
-import re
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
 
-from pycrdt import Array, Doc, Map, Text, merge_updates
+from pycrdt import Doc, Map, merge_updates
 
+from . import schema
 from .errors import InvalidFieldValue
+from .layout import new_document, roots
+from .schema import TIERS
+from .tasks_comments import (
+    MAX_COMMENT_LENGTH,
+    Comment,
+    Task,
+    add_comment,
+    add_task,
+    delete_task,
+    edit_task,
+    move_task,
+    read_comments,
+    read_tasks,
+)
 
 __all__ = [
-    "ADDRESS_FIELDS",
-    "FIELDS",
     "MAX_COMMENT_LENGTH",
     "MAX_NOTES_LENGTH",
+    "TIERS",
     "ChangeTracker",
     "Comment",
     "Stamp",
@@ -53,6 +68,8 @@ __all__ = [
     "delete_task",
     "edit_task",
     "fields_from_json",
+    "forbidden_changes",
+    "forbidden_fields",
     "insert_notes",
     "is_deleted",
     "move_task",
@@ -68,100 +85,20 @@ __all__ = [
     "roots",
     "set_deleted",
     "set_fields",
+    "shape_json",
     "to_json",
     "validate_field",
 ]
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_PHONE = re.compile(r"^[0-9+()./x -]*$")
-_ZIP = re.compile(r"^[A-Za-z0-9 -]*$")
-TIERS = ("basic", "plus", "premium")
 MAX_NOTES_LENGTH = 200_000
-MAX_COMMENT_LENGTH = 10_000
-MAX_TASK_TITLE = 500
-
-
-def _text(max_len: int, pattern: re.Pattern[str] | None = None, what: str = "") -> Callable[
-    [str, Any], str | None
-]:
-    def check(field: str, value: Any) -> str | None:
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise InvalidFieldValue(field, f"must be text or null, not {type(value).__name__}")
-        text: str = value.strip()
-        if len(text) > max_len:
-            raise InvalidFieldValue(field, f"must be at most {max_len} characters")
-        if text and pattern is not None and not pattern.match(text):
-            raise InvalidFieldValue(field, f"must be {what}")
-        return text
-
-    return check
-
-
-def _tier(field: str, value: Any) -> str | None:
-    if value is None or value in TIERS:
-        return value  # type: ignore[no-any-return]
-    raise InvalidFieldValue(field, f"must be one of {', '.join(TIERS)} or null")
-
-
-#: Every customer field and its rule. Order is the order forms show them in.
-FIELDS: dict[str, Callable[[str, Any], str | None]] = {
-    "name": _text(200),
-    "email": _text(254, _EMAIL, "an e-mail address like sam@example.com"),
-    "phone": _text(40, _PHONE, "a phone number (digits, spaces, + ( ) - . x)"),
-    "street1": _text(200),
-    "street2": _text(200),
-    "city": _text(100),
-    "state": _text(64),
-    "zip": _text(16, _ZIP, "a postal code (letters, digits, spaces, -)"),
-    "tier": _tier,
-}
-#: The fields that the seed-000 JSON shape nests under ``address``.
-ADDRESS_FIELDS = ("street1", "street2", "city", "state", "zip")
 
 
 def validate_field(field: str, value: Any) -> str | None:
-    """Check one field value and return it normalised; raises InvalidFieldValue."""
-    rule = FIELDS.get(field)
-    if rule is None:
-        raise InvalidFieldValue(field, f"unknown field; known fields: {', '.join(FIELDS)}")
-    return rule(field, value)
+    """Check one field value and return it normalised; raises InvalidFieldValue.
 
-
-@dataclass(frozen=True, slots=True)
-class Roots:
-    """The shared types of one customer document."""
-
-    fields: Map[Any]
-    notes: Text
-    tasks: Map[Any]
-    comments: Array[Any]
-    meta: Map[Any]
-    stamps: Map[Any]
-
-
-#: The attribute that caches a document's Roots on the Doc itself. A root never changes
-#: identity, and ``Doc.get`` (six per call) was the largest single cost of the server's
-#: per-update path. (Not a WeakKeyDictionary: each root refers to its Doc, so the value
-#: would keep the key alive; on the Doc it is an ordinary collectable cycle.)
-_ROOTS_ATTR = "_liveedit_roots"
-
-
-def roots(doc: Doc[Any]) -> Roots:
-    """The document's root types, declared if this document has not seen them yet."""
-    found: Roots | None = getattr(doc, _ROOTS_ATTR, None)
-    if found is None:
-        found = Roots(
-            fields=doc.get("fields", type=Map),
-            notes=doc.get("notes", type=Text),
-            tasks=doc.get("tasks", type=Map),
-            comments=doc.get("comments", type=Array),
-            meta=doc.get("meta", type=Map),
-            stamps=doc.get("stamps", type=Map),
-        )
-        setattr(doc, _ROOTS_ATTR, found)
-    return found
+    The rule is the field table's (:func:`sync.protocol.schema.validate`).
+    """
+    return schema.validate(field, value)
 
 
 class ChangeTracker:
@@ -223,13 +160,6 @@ class ChangeTracker:
         return self.updates[0] if len(self.updates) == 1 else merge_updates(*self.updates)
 
 
-def new_document() -> Doc[Any]:
-    """An empty customer document with its roots declared."""
-    doc: Doc[Any] = Doc()
-    roots(doc)
-    return doc
-
-
 def read_fields(doc: Doc[Any]) -> dict[str, str | None]:
     """All fields, every known one present (missing ones are None).
 
@@ -237,7 +167,7 @@ def read_fields(doc: Doc[Any]) -> dict[str, str | None]:
     """
     raw = roots(doc).fields.to_py() or {}
     out: dict[str, str | None] = {}
-    for name in FIELDS:
+    for name in schema.field_names():
         value = raw.get(name)
         out[name] = value if value is None or isinstance(value, str) else str(value)
     return out
@@ -286,30 +216,66 @@ def _is_valid(name: str, value: Any) -> bool:
     return True
 
 
-def repair_fields(doc: Doc[Any], changed: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+def forbidden_fields(changed: Iterable[str], writer: schema.Role | str | None) -> tuple[str, ...]:
+    """The fields among ``changed`` that ``writer`` may not change (table order; unknown
+    names last), per the field table's ``writers`` column. ``None``: no restriction."""
+    if writer is None:
+        return ()
+    allowed = schema.writable_by(writer)
+    names = schema.field_names()
+    return tuple(sorted(
+        (f for f in set(changed) if f not in allowed),
+        key=lambda f: (names.index(f) if f in names else len(names), f),
+    ))
+
+
+def forbidden_changes(
+    fields: Iterable[str], changed_roots: Iterable[str], writer: schema.Role | str | None,
+) -> tuple[str, ...]:
+    """What of a change ``writer`` may not make: the fields (as :func:`forbidden_fields`),
+    then the other roots (``notes``, ``tasks``, ``comments``, ``meta``) its role may not
+    write (:func:`sync.protocol.schema.writable_roots`). Empty: the change is allowed."""
+    if writer is None:
+        return ()
+    allowed = schema.writable_roots(writer)
+    others = sorted(r for r in set(changed_roots) - {"fields", "stamps"} if r not in allowed)
+    return (*forbidden_fields(fields, writer), *others)
+
+
+def repair_fields(
+    doc: Doc[Any], changed: Mapping[str, Mapping[str, Any]],
+    *, writer: schema.Role | str | None = None,
+) -> dict[str, str]:
     """Undo field values that break the field rules, as written by a peer that does not
     check them (a Yjs app, a misbehaving client): each goes back to the value it replaced
     when that one was valid, else it is removed (an unknown key too).
+
+    With ``writer`` (a role), a change to a field that role may not write
+    (:func:`sync.protocol.schema.writable_by`) is undone the same way.
 
     ``changed`` is :attr:`ChangeTracker.fields` of the change; call inside its tracking
     block so the repair travels with it. Returns field → what was wrong (empty: nothing
     to repair).
     """
     fields = roots(doc).fields
+    not_allowed = set(forbidden_fields(changed, writer))
     repaired: dict[str, str] = {}
     with doc.transaction():
         for name, change in changed.items():
-            if name not in fields:
-                continue
-            try:
-                validate_field(name, fields[name])
-                continue
-            except InvalidFieldValue as exc:
-                repaired[name] = str(exc)
+            if name in not_allowed:
+                repaired[name] = f"{name}: the {writer} role may not change this field"
+            else:
+                if name not in fields:
+                    continue
+                try:
+                    validate_field(name, fields[name])
+                    continue
+                except InvalidFieldValue as exc:
+                    repaired[name] = str(exc)
             old = change.get("oldValue")
             if "oldValue" in change and _is_valid(name, old):
                 fields[name] = old
-            else:
+            elif name in fields:
                 del fields[name]
     return repaired
 
@@ -424,143 +390,21 @@ def read_notes(doc: Doc[Any]) -> str:
     return str(roots(doc).notes)
 
 
-@dataclass(frozen=True, slots=True)
-class Task:
-    """A follow-up task as read from the document."""
+def shape_json(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Field values in the seed-000 JSON shape: address fields nested, the others flat.
 
-    id: str
-    title: str
-    done: bool
-    order: float
-
-
-def read_tasks(doc: Doc[Any]) -> list[Task]:
-    """Tasks in display order (by order, then id: the same on every replica)."""
-    tasks = []
-    for task_id, value in (roots(doc).tasks.to_py() or {}).items():
-        if not isinstance(value, dict):
-            continue
-        order = value.get("order", 0.0)
-        tasks.append(Task(
-            id=task_id,
-            title=str(value.get("title", "")),
-            done=bool(value.get("done", False)),
-            order=float(order) if isinstance(order, int | float) else 0.0,
-        ))
-    tasks.sort(key=lambda t: (t.order, t.id))
-    return tasks
-
-
-def add_task(doc: Doc[Any], title: str, task_id: str | None = None) -> str:
-    """Append a task at the end of the list; returns its id."""
-    title = _check_task_title(title)
-    existing = read_tasks(doc)
-    order = existing[-1].order + 1.0 if existing else 1.0
-    task_id = task_id or uuid.uuid4().hex
-    roots(doc).tasks[task_id] = Map({"title": title, "done": False, "order": order})
-    return task_id
-
-
-def _task(doc: Doc[Any], task_id: str) -> Map[Any]:
-    task = roots(doc).tasks.get(task_id)
-    if not isinstance(task, Map):
-        raise InvalidFieldValue("task", f"no task {task_id!r} on this customer")
-    return task
-
-
-def edit_task(doc: Doc[Any], task_id: str, *, title: str | None = None,
-              done: bool | None = None) -> None:
-    """Change a task's title and/or done flag."""
-    task = _task(doc, task_id)
-    checked = _check_task_title(title) if title is not None else None
-    with doc.transaction():
-        if checked is not None:
-            task["title"] = checked
-        if done is not None:
-            task["done"] = bool(done)
-
-
-def delete_task(doc: Doc[Any], task_id: str) -> None:
-    """Remove a task."""
-    _task(doc, task_id)
-    del roots(doc).tasks[task_id]
-
-
-def move_task(doc: Doc[Any], task_id: str, index: int) -> None:
-    """Move a task to position ``index`` of the display order (clamped).
-
-    Only the moved task's order changes (to a value between its new neighbours), so a
-    concurrent move of the same task resolves to one place and moves of different tasks
-    both apply: never a duplicate, never a loss.
+    Which fields nest under ``address`` is the field table's ``address`` column.
     """
-    task = _task(doc, task_id)
-    others = [t for t in read_tasks(doc) if t.id != task_id]
-    index = max(0, min(index, len(others)))
-    before = others[index - 1].order if index > 0 else None
-    after = others[index].order if index < len(others) else None
-    if before is None and after is None:
-        order = 1.0
-    elif before is None:
-        order = after - 1.0  # type: ignore[operator]
-    elif after is None:
-        order = before + 1.0
-    else:
-        order = (before + after) / 2.0
-    task["order"] = order
-
-
-def _check_task_title(title: Any) -> str:
-    if not isinstance(title, str) or not title.strip():
-        raise InvalidFieldValue("task", "a task needs a title")
-    if len(title) > MAX_TASK_TITLE:
-        raise InvalidFieldValue("task", f"a task title is at most {MAX_TASK_TITLE} characters")
-    return title.strip()
-
-
-@dataclass(frozen=True, slots=True)
-class Comment:
-    """A comment in a customer's thread."""
-
-    id: str
-    author: str
-    time: float
-    text: str
-
-
-def add_comment(doc: Doc[Any], author: str, text: str, time: float) -> str:
-    """Append a comment; returns its id."""
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidFieldValue("comment", "a comment needs some text")
-    if len(text) > MAX_COMMENT_LENGTH:
-        raise InvalidFieldValue("comment", f"a comment is at most {MAX_COMMENT_LENGTH} characters")
-    comment_id = uuid.uuid4().hex
-    roots(doc).comments.append(
-        Map({"id": comment_id, "author": author, "time": time, "text": text})
-    )
-    return comment_id
-
-
-def read_comments(doc: Doc[Any]) -> list[Comment]:
-    """Comments in the order they were appended (merged order on every replica)."""
-    out = []
-    for value in roots(doc).comments.to_py() or []:
-        if isinstance(value, dict):
-            time = value.get("time", 0.0)
-            out.append(Comment(
-                id=str(value.get("id", "")),
-                author=str(value.get("author", "")),
-                time=float(time) if isinstance(time, int | float) else 0.0,
-                text=str(value.get("text", "")),
-            ))
+    address = {f.name for f in schema.address_fields()}
+    out: dict[str, Any] = {k: v for k, v in values.items() if k not in address}
+    out["address"] = {k: values.get(k) for k in schema.field_names() if k in address}
     return out
 
 
 def to_json(customer_id: str, doc: Doc[Any]) -> dict[str, Any]:
     """The seed-000 JSON shape of a customer: ``address`` nested, other fields flat."""
-    values = read_fields(doc)
     out: dict[str, Any] = {"id": customer_id}
-    out.update({k: v for k, v in values.items() if k not in ADDRESS_FIELDS})
-    out["address"] = {k: values[k] for k in ADDRESS_FIELDS}
+    out.update(shape_json(read_fields(doc)))
     out["deleted"] = is_deleted(doc)
     return out
 
@@ -572,26 +416,27 @@ def fields_from_json(data: Mapping[str, Any], *, partial: bool) -> dict[str, Any
     ``deleted`` are ignored here (the caller handles them). Unknown keys and an ``address``
     that is not an object raise InvalidFieldValue. Values are validated.
     """
+    address_names = tuple(f.name for f in schema.address_fields())
     out: dict[str, Any] = {}
     for key, value in data.items():
         if key in {"id", "deleted"}:
             continue
         if key == "address":
-            address = dict.fromkeys(ADDRESS_FIELDS) if value is None else value
+            address = dict.fromkeys(address_names) if value is None else value
             if not isinstance(address, Mapping):
                 raise InvalidFieldValue("address", "must be an object")
             for sub, sub_value in address.items():
-                if sub not in ADDRESS_FIELDS:
+                if sub not in address_names:
                     raise InvalidFieldValue(
-                        f"address.{sub}", f"unknown; address has {', '.join(ADDRESS_FIELDS)}"
+                        f"address.{sub}", f"unknown; address has {', '.join(address_names)}"
                     )
                 out[sub] = validate_field(sub, sub_value)
-        elif key in ADDRESS_FIELDS:
+        elif key in address_names:
             raise InvalidFieldValue(key, "belongs inside address")
         else:
             out[key] = validate_field(key, value)
     if not partial:
-        for name in FIELDS:
+        for name in schema.field_names():
             out.setdefault(name, None)
     return out
 

@@ -71,6 +71,9 @@ class ErrorCode(StrEnum):
     TOKEN_EXPIRED = "token_expired"
     ACCESS_REVOKED = "access_revoked"
     FORBIDDEN = "forbidden"
+    #: An update or patch changes a field (or notes, tasks, comments) the writer's role may
+    #: not write (docs/protocol.md §7): nothing of it is kept; a client resyncs the document.
+    WRITE_FORBIDDEN = "write_forbidden"
     UNKNOWN_DOCUMENT = "unknown_document"
     NOT_SUBSCRIBED = "not_subscribed"
     TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"

@@ -12,17 +12,41 @@ carried opaquely.
 
 from __future__ import annotations
 
-import math
-import re
 import reprlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import IntEnum, StrEnum
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar
 
 import msgpack
 
 from .errors import ErrorCode, MalformedMessage
+from .wire_values import (
+    _NAME,
+    _SEQ,
+    _SESSION,
+    DIRECTORY_FEED,
+    PresenceState,
+    PresenceValue,
+    Validator,
+    _bool,
+    _bytes,
+    _directory_fields,
+    _doc_id,
+    _enum,
+    _float,
+    _int,
+    _Invalid,
+    _list,
+    _opt,
+    _presence_state,
+    _str,
+    _sub_id,
+    _uuid,
+    customer_doc_id,
+    customer_id_of,
+    is_doc_id,
+)
 
 __all__ = [
     "DIRECTORY_FEED",
@@ -45,6 +69,7 @@ __all__ = [
     "Presence",
     "PresenceChanged",
     "PresenceState",
+    "PresenceValue",
     "ReadNotifications",
     "RemoteUpdate",
     "RenewToken",
@@ -61,44 +86,17 @@ __all__ = [
     "decode",
     "encode",
     "is_doc_id",
+    "kind_of",
 ]
 
 #: The protocol version this code speaks; client and server negotiate it (§3).
-PROTOCOL_VERSION = 1
-SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
+#: Version 2: ``DirectoryEntry`` carries the directory columns as a map (§4).
+PROTOCOL_VERSION = 2
+SUPPORTED_VERSIONS: tuple[int, ...] = (2,)
 
 #: Default largest encoded message accepted, in bytes (§8). The server may lower or raise it.
 MAX_MESSAGE_SIZE = 1_048_576
 
-#: Pseudo document id naming the customer directory feed in Subscribe/Unsubscribe.
-DIRECTORY_FEED = "directory"
-
-_MAX_LIST = 10_000
-_MAX_STR = 65_536
-_MAX_ID = 128
-_MAX_PRESENCE_KEYS = 16
-_INT64 = 2**63 - 1
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-
-PresenceValue: TypeAlias = str | int | float | bool | None
-PresenceState: TypeAlias = Mapping[str, PresenceValue]
-
-
-def customer_doc_id(customer_id: str) -> str:
-    """The document id of a customer: ``customer:<uuid>`` (lowercase canonical uuid)."""
-    return f"customer:{customer_id}"
-
-
-def customer_id_of(doc_id: str) -> str:
-    """The customer uuid inside a customer document id."""
-    return doc_id.partition(":")[2]
-
-
-def is_doc_id(value: str) -> bool:
-    """True for a well-formed customer document id."""
-    kind, _, rest = value.partition(":")
-    return kind == "customer" and _UUID_RE.fullmatch(rest) is not None
 
 
 class MessageKind(IntEnum):
@@ -140,121 +138,6 @@ class NotificationKind(StrEnum):
     LEFT = "left"
 
 
-# --- field validators -------------------------------------------------------------------
-# Each takes the raw decoded value and returns the checked (possibly converted) value, or
-# raises _Invalid. They double as the documentation of every field's domain.
-
-Validator: TypeAlias = Callable[[Any], Any]
-
-
-class _Invalid(Exception):
-    pass
-
-
-def _str(max_len: int = _MAX_STR, pattern: re.Pattern[str] | None = None) -> Validator:
-    def check(v: Any) -> str:
-        if not isinstance(v, str) or len(v) > max_len:
-            raise _Invalid(f"expected a string of at most {max_len} characters")
-        if pattern is not None and not pattern.fullmatch(v):
-            raise _Invalid("string has the wrong format")
-        return v
-
-    return check
-
-
-def _int(lo: int = 0, hi: int = _INT64) -> Validator:
-    def check(v: Any) -> int:
-        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-            raise _Invalid(f"expected an integer from {lo} to {hi}")
-        return v
-
-    return check
-
-
-def _float(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise _Invalid("expected a finite number")
-    return float(v)
-
-
-def _bool(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise _Invalid("expected a boolean")
-    return v
-
-
-def _bytes(max_len: int | None = None) -> Validator:
-    """Binary field; without ``max_len`` only the message size limit (decode's max_size)
-    bounds it, so a server configured for larger messages can carry larger updates."""
-
-    def check(v: Any) -> bytes:
-        if not isinstance(v, bytes) or (max_len is not None and len(v) > max_len):
-            raise _Invalid(f"expected at most {max_len} bytes" if max_len else "expected bytes")
-        return v
-
-    return check
-
-
-def _doc_id(v: Any) -> str:
-    if not isinstance(v, str) or not is_doc_id(v):
-        raise _Invalid("expected a document id 'customer:<uuid>'")
-    return v
-
-
-def _sub_id(v: Any) -> str:
-    if v == DIRECTORY_FEED:
-        return DIRECTORY_FEED
-    return _doc_id(v)
-
-
-def _opt(inner: Validator) -> Validator:
-    def check(v: Any) -> Any:
-        return None if v is None else inner(v)
-
-    return check
-
-
-def _list(inner: Validator, max_len: int = _MAX_LIST) -> Validator:
-    def check(v: Any) -> tuple[Any, ...]:
-        if not isinstance(v, list | tuple) or len(v) > max_len:
-            raise _Invalid(f"expected a list of at most {max_len} items")
-        return tuple(inner(item) for item in v)
-
-    return check
-
-
-def _enum(enum: type[StrEnum]) -> Validator:
-    def check(v: Any) -> Any:
-        try:
-            return enum(v)
-        except ValueError as exc:
-            raise _Invalid(f"expected one of {', '.join(e.value for e in enum)}") from exc
-
-    return check
-
-
-def _presence_state(v: Any) -> dict[str, PresenceValue]:
-    if not isinstance(v, dict) or len(v) > _MAX_PRESENCE_KEYS:
-        raise _Invalid(f"expected a map of at most {_MAX_PRESENCE_KEYS} entries")
-    out: dict[str, PresenceValue] = {}
-    for key, value in v.items():
-        if not isinstance(key, str) or len(key) > 64:
-            raise _Invalid("presence keys are strings of at most 64 characters")
-        if isinstance(value, str) and len(value) > 256:
-            raise _Invalid("presence strings are at most 256 characters")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise _Invalid("presence numbers are finite")
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _INT64:
-            raise _Invalid("presence integers fit in 64 bits")
-        if value is not None and not isinstance(value, str | int | float | bool):
-            raise _Invalid("presence values are scalars")
-        out[key] = value
-    return out
-
-
-_SESSION = _str(64, _SESSION_RE)
-_NAME = _str(_MAX_ID)
-_SEQ = _int()
 
 
 # --- messages ---------------------------------------------------------------------------
@@ -474,22 +357,25 @@ class Notifications(Message):
 
 @dataclass(frozen=True, slots=True)
 class DirectoryEntry(Message):
-    """One customer in the directory feed (a record inside DirectoryChanges)."""
+    """One customer in the directory feed (a record inside DirectoryChanges).
+
+    ``fields`` holds the directory columns of the field table
+    (:func:`sync.protocol.schema.directory_fields`), name → value, in table order. On the
+    wire it is a map, so a column added to one side's table alone is ignored by the other
+    (and a column the sender lacks decodes as null), docs/protocol.md §4.
+    """
 
     customer_id: str
-    name: str | None
-    email: str | None
-    phone: str | None
-    city: str | None
-    state: str | None
-    zip: str | None
+    fields: Mapping[str, str | None]
     updated_at: float
     deleted: bool
     cursor: int
     KIND = MessageKind.DIRECTORY_CHANGES  # records are never sent alone
-    SCHEMA = (
-        _str(64, _UUID_RE), *(_opt(_str(1024)) for _ in range(6)), _float, _bool, _SEQ,
-    )
+    SCHEMA = (_uuid, _directory_fields, _float, _bool, _SEQ)
+
+    def value(self, name: str) -> str | None:
+        """One column's value (None when null or not a column)."""
+        return self.fields.get(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,6 +450,15 @@ _BY_KIND: dict[int, type[Message]] = {
         Error, Heartbeat, HeartbeatAck,
     )
 }
+
+
+def kind_of(frame: bytes) -> type[Message] | None:
+    """The message class of an encoded frame, read from its first two bytes (every message
+    is a MessagePack fixarray whose first element, the kind, is a positive fixint: §2);
+    None when the frame does not start like one of ours. Decodes nothing else."""
+    if len(frame) < 2 or not 0x90 <= frame[0] <= 0x9F:
+        return None
+    return _BY_KIND.get(frame[1])
 
 
 _NAMES: dict[type, tuple[str, ...]] = {}

@@ -1,7 +1,11 @@
 """The ``liveedit server`` command line: run the reference server and administer it.
 
 Subcommands (each takes ``--db PATH``): ``serve``, ``user add|list|disable|enable|set-role|
-passwd``, ``import FILE.json``, ``demo-data --customers N``.
+passwd``, ``import FILE.json``, ``demo-data --customers N``, ``backup OUT`` (an online,
+consistent copy of the SQLite database while the server runs), ``migrate``, and ``copy
+--from PATH --to URL`` (no ``--db``: a SQLite server's data into a new Postgres database).
+``--db`` is a SQLite file path, or a ``postgresql://`` URL (every command but ``backup``,
+which names pg_dump instead).
 
 Exit codes: 0 success; 1 the operation failed (unknown or duplicate user, unusable
 database, …); 2 usage: a bad command line, or an input file or password that cannot be
@@ -49,6 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     handler = cast(Handler, args.handler)
     try:
+        if isinstance(getattr(args, "db", None), str) and handler is _cmd_backup:
+            raise ConfigError("back up a Postgres database with pg_dump or pg_basebackup "
+                              "(docs/deploy.md, \"Postgres backups\")")
+        if isinstance(getattr(args, "db", None), str) and handler not in _POSTGRES_READY:
+            raise ConfigError(
+                f"'{args.command}' does not run on Postgres yet (issue 12); "
+                "give --db the path of a SQLite file"
+            )
         return handler(args)
     except (ConfigError, ImportFailed) as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -75,8 +87,9 @@ def _os_error_text(exc: OSError) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", required=True, type=Path, metavar="PATH",
-                        help="the server's SQLite database file (created if missing)")
+    common.add_argument("--db", required=True, type=_database, metavar="PATH|URL",
+                        help="the server's SQLite database file (created if missing), or a "
+                        "postgresql:// URL")
     parser = argparse.ArgumentParser(
         prog=PROG, description="Run and administer the Live Edit reference server.",
     )
@@ -93,6 +106,25 @@ def _parser() -> argparse.ArgumentParser:
                       help=f"how many customers, 1 to {MAX_DEMO_CUSTOMERS:,}")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(handler=_cmd_demo_data)
+    backup = commands.add_parser(
+        "backup", parents=[common],
+        help="copy the database to OUT, consistently, even while the server runs",
+    )
+    backup.add_argument("out", type=Path, metavar="OUT", help="the backup file (must not exist)")
+    backup.set_defaults(handler=_cmd_backup)
+    migrate = commands.add_parser(
+        "migrate", parents=[common],
+        help="bring the database schema up to date (serve does it too, at start)",
+    )
+    migrate.set_defaults(handler=_cmd_migrate)
+    copy = commands.add_parser(
+        "copy", help="copy a SQLite server's data into a new Postgres database",
+    )
+    copy.add_argument("--from", dest="source", required=True, type=Path, metavar="PATH",
+                      help="the SQLite database (its server must be stopped)")
+    copy.add_argument("--to", dest="target", required=True, metavar="URL",
+                      help="an empty Postgres database, postgresql://…")
+    copy.set_defaults(handler=_cmd_copy)
     return parser
 
 
@@ -110,6 +142,13 @@ def _add_serve(commands: Any, common: argparse.ArgumentParser) -> None:
         if name in {"access_token_ttl", "notification_ttl"}:
             continue
         serve.add_argument(f"--{name.replace('_', '-')}", type=kind, metavar="N", help=help_text)
+    serve.add_argument("--metrics-port", type=int, metavar="N",
+                       help="serve Prometheus metrics on this port (0 picks one); off if unset. "
+                       "Keep it private: never behind the public load balancer")
+    serve.add_argument("--metrics-host", default="127.0.0.1",
+                       help="address of the metrics listener (127.0.0.1)")
+    serve.add_argument("--node-id", default="", metavar="NAME",
+                       help="this node's name in a cluster (Postgres; logged with each update)")
     serve.add_argument("--log-level", choices=_LOG_LEVELS, default="info")
     serve.set_defaults(handler=_cmd_serve)
 
@@ -148,6 +187,13 @@ def _role_options(parser: argparse.ArgumentParser) -> None:
 def _password_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--password-stdin", action="store_true",
                         help="read the password from the first line of stdin")
+
+
+def _database(text: str) -> Path | str:
+    """``--db``: a Postgres URL stays text (a Path would fold its ``//``), else a path."""
+    from .storage import is_postgres_url
+
+    return text.strip() if is_postgres_url(text) else Path(text)
 
 
 def _customer_id(text: str) -> str:
@@ -197,6 +243,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {
         "db_path": args.db, "host": args.host, "port": args.port,
         "tls_cert": args.tls_cert, "tls_key": args.tls_key,
+        "metrics_port": args.metrics_port, "metrics_host": args.metrics_host,
+        "node_id": args.node_id,
     }
     for name in _TUNABLES:
         value = getattr(args, name, None)
@@ -204,9 +252,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             options[name] = value
     config = ServerConfig(**options)
     serve = cast(
-        Callable[[ServerConfig, Callable[[str], None]], int], _lazy("sync.server.app", "serve")
+        Callable[[ServerConfig, Callable[[str], None], Callable[[str], None]], int],
+        _lazy("sync.server.app", "serve"),
     )
-    return serve(config, lambda url: print(f"listening on {url}", flush=True))
+    return serve(
+        config,
+        lambda url: print(f"listening on {url}", flush=True),
+        lambda url: print(f"metrics on {url}", flush=True),
+    )
 
 
 def _cmd_user_add(args: argparse.Namespace) -> int:
@@ -273,6 +326,60 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_backup(args: argparse.Namespace) -> int:
+    from .storage.sqlite.backup import backup
+
+    result = backup(args.db, args.out)
+    print(f"backed up {args.db} to {result.path}: {result.updates:,} updates (last seq "
+          f"{result.last_seq:,}), {result.users:,} accounts, {result.size:,} bytes in "
+          f"{result.seconds:.2f} s")
+    return EXIT_OK
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    if isinstance(args.db, str):
+        import asyncio
+
+        from .storage.postgres.schema import migrate_database
+
+        ran, version = asyncio.run(migrate_database(args.db))
+    else:
+        from .storage.sqlite.migrate import migrate_file
+
+        ran, version = migrate_file(args.db)
+    state = f"ran {ran} migration{'s' * (ran != 1)}" if ran else "already up to date"
+    print(f"database schema version {version}: {state}")
+    return EXIT_OK
+
+
+def _cmd_copy(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .lock import server_lock
+    from .storage import is_postgres_url
+    from .storage.copy import copy_sqlite_to_postgres
+
+    if not is_postgres_url(args.target):
+        raise ConfigError(f"--to must be a postgresql:// URL, not {args.target!r}")
+    if not args.source.is_file():
+        raise ConfigError(f"{args.source}: no such database file")
+    with server_lock(args.source, purpose="copy the database"):
+        result = asyncio.run(copy_sqlite_to_postgres(args.source, args.target))
+    counts = result.counts
+    print(f"copied {args.source} to Postgres in {result.seconds:.1f} s: "
+          f"{counts['updates']:,} updates (last seq {result.last_seq:,}), "
+          f"{counts['directory']:,} customers, {counts['users']:,} accounts, "
+          f"{counts['notifications']:,} notifications")
+    return EXIT_OK
+
+
+#: Commands that accept a Postgres URL (backup: pg_dump, see main()).
+_POSTGRES_READY: frozenset[Handler] = frozenset({
+    _cmd_migrate, _cmd_serve, _cmd_user_add, _cmd_user_list, _cmd_user_disable,
+    _cmd_user_set_role, _cmd_user_passwd, _cmd_import, _cmd_demo_data,
+})
+
+
 # -- helpers ---------------------------------------------------------------------------
 
 
@@ -280,6 +387,12 @@ def _auth(args: argparse.Namespace) -> AuthService:
     """An AuthService on the command's database (imported here: argon2 loads slowly)."""
     from .auth import AuthService
 
+    if isinstance(args.db, str):  # a Postgres URL: its schema may not exist yet
+        import asyncio
+
+        from .storage.postgres.schema import migrate_database
+
+        asyncio.run(migrate_database(args.db))
     return AuthService(args.db)
 
 
@@ -344,9 +457,9 @@ def _json_kind(value: Any) -> str:
     return kinds.get(type(value), type(value).__name__)
 
 
-def _import(db_path: Path, records: list[dict[str, Any]]) -> int:
+def _import(db_path: Path | str, records: list[dict[str, Any]]) -> int:
     import_customers = cast(
-        Callable[[Path, list[dict[str, Any]]], int],
+        Callable[[Path | str, list[dict[str, Any]]], int],
         _lazy("sync.server.importer", "import_customers"),
     )
     return import_customers(db_path, records)

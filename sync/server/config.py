@@ -19,7 +19,8 @@ class ServerConfig:
     Times are seconds; sizes are bytes.
     """
 
-    db_path: Path
+    #: A SQLite file, or a ``postgresql://`` URL (text) selecting Postgres.
+    db_path: Path | str
     host: str = "127.0.0.1"
     port: int = 8765
     #: TLS: both or neither. With them the server speaks https/wss only.
@@ -61,6 +62,12 @@ class ServerConfig:
     #: The ``retry_after`` of a busy refusal is drawn uniformly from [S, 2 S]: clients
     #: refused together come back spread out.
     busy_retry_after: float = 2.0
+    #: Prometheus metrics on a listener of their own (sync/server/metrics.py); None: off.
+    #: Never the public port: customer users must not reach them.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    #: This node's name in a cluster (Postgres: the log records which node wrote a row).
+    node_id: str = ""
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -70,6 +77,8 @@ class ServerConfig:
                 raise ConfigError(f"TLS file not found: {path}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0-65535, not {self.port}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"metrics port must be 0-65535, not {self.metrics_port}")
         positive = (
             "access_token_ttl", "refresh_token_ttl", "auth_timeout", "session_grace",
             "heartbeat_interval", "idle_timeout", "notification_ttl", "max_message_size",

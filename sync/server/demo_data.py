@@ -2,7 +2,8 @@
 
 Everything here is for demonstrations and tests only. Customers come from Faker (en_US) and
 are deterministic for a seed; every record is valid under the customer document schema
-(``sync.protocol.document.fields_from_json(record, partial=False)``).
+(``sync.protocol.document.fields_from_json(record, partial=False)``), with the fields of
+the field table (:mod:`sync.protocol.schema`) in its seed-000 shape.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Any
 
 from faker import Faker
 
-from sync.protocol.document import TIERS, validate_field
+from sync.protocol import document, schema
 from sync.protocol.errors import InvalidFieldValue
+from sync.protocol.schema import TIERS
 
 __all__ = ["DEMO_REPS", "generate_customers"]
 
@@ -53,20 +55,22 @@ def _customer(fake: Faker) -> dict[str, Any]:
     first, last = fake.first_name(), fake.last_name()
     rng = fake.random
     street2 = fake.secondary_address() if rng.random() < _STREET2_SHARE else None
-    return {
-        "id": fake.uuid4(),
+    customer_id = fake.uuid4()  # Faker calls stay in this order: a seed gives the same data
+    made: dict[str, str | None] = {
         "name": f"{first} {last}",
         "email": _email(fake, first, last),
         "phone": _phone(fake),
         "tier": rng.choices(TIERS, weights=_TIER_WEIGHTS)[0],
-        "address": {
-            "street1": f"{fake.building_number()} {fake.street_name()}",
-            "street2": street2,
-            "city": fake.city(),
-            "state": fake.state_abbr(include_territories=False),
-            "zip": fake.zipcode_plus4() if rng.random() < 0.1 else fake.zipcode(),
-        },
+        "street1": f"{fake.building_number()} {fake.street_name()}",
+        "street2": street2,
+        "city": fake.city(),
+        "state": fake.state_abbr(include_territories=False),
+        "zip": fake.zipcode_plus4() if rng.random() < 0.1 else fake.zipcode(),
     }
+    # The record has the fields of the table, in its shape: a field the generator does not
+    # know is null, one the table no longer has is left out.
+    values = {name: made.get(name) for name in schema.field_names()}
+    return {"id": customer_id, **document.shape_json(values)}
 
 
 def _email(fake: Faker, first: str, last: str) -> str:
@@ -81,7 +85,7 @@ def _phone(fake: Faker) -> str:
     """Faker's phone number when the schema accepts it, else a plain ``555-123-4567``."""
     phone: str = fake.phone_number()
     try:
-        validate_field("phone", phone)
+        schema.validate("phone", phone)
     except InvalidFieldValue:
         phone = fake.numerify("###-###-####")
     return phone

@@ -5,6 +5,10 @@ Hierarchy::
     ServerError                       root of sync.server's errors
     ├── ConfigError                   bad command-line or configuration value
     ├── DatabaseError                 the database file cannot be used
+    │   └── DuplicateKey              a unique key already exists
+    ├── BusError                      a message between server nodes cannot be sent or read
+    │   ├── BusPayloadTooLarge        an event too large for the bus (NOTIFY: 8,000 bytes)
+    │   └── BusMessageInvalid         a message from the bus is not one of ours
     ├── ImportFailed                  an import file is unreadable or has an invalid record
     ├── UserError                     bad account administration (exists, unknown, bad name)
     ├── AuthError                     authentication failed (HTTP 401)
@@ -14,6 +18,7 @@ Hierarchy::
     │   ├── AccountDisabled           the account exists but is disabled
     │   └── TooManyAttempts           throttled after repeated failures (HTTP 429)
     ├── Forbidden                     authenticated, but not allowed (HTTP 403)
+    │   └── WriteForbidden            a change the role may not write (403, write_forbidden)
     ├── NotFound                      no such customer or version (HTTP 404)
     └── InvalidInput                  a request's content is invalid (HTTP 422)
 
@@ -26,8 +31,12 @@ from __future__ import annotations
 __all__ = [
     "AccountDisabled",
     "AuthError",
+    "BusError",
+    "BusMessageInvalid",
+    "BusPayloadTooLarge",
     "ConfigError",
     "DatabaseError",
+    "DuplicateKey",
     "Forbidden",
     "ImportFailed",
     "InvalidCredentials",
@@ -38,6 +47,7 @@ __all__ = [
     "TokenInvalid",
     "TooManyAttempts",
     "UserError",
+    "WriteForbidden",
 ]
 
 
@@ -51,6 +61,23 @@ class ConfigError(ServerError):
 
 class DatabaseError(ServerError):
     """The database file cannot be used (unreadable, newer schema, not SQLite)."""
+
+
+class DuplicateKey(DatabaseError):
+    """A row with that key already exists (a unique constraint refused it)."""
+
+
+class BusError(ServerError):
+    """A message between server nodes cannot be sent or read (sync/server/bus.py)."""
+
+
+class BusPayloadTooLarge(BusError):
+    """An event is too large for the bus: buses carry signals, the data is in the database."""
+
+
+class BusMessageInvalid(BusError):
+    """A message read from the bus is not an event of ours (another program's, or a newer
+    version's): it is logged and skipped."""
 
 
 class ImportFailed(ServerError):
@@ -91,6 +118,15 @@ class TooManyAttempts(AuthError):
 
 class Forbidden(ServerError):
     """The user is authenticated but may not do this."""
+
+
+class WriteForbidden(Forbidden):
+    """The change touches fields (or notes, tasks, comments) the user's role may not write
+    (the field table's ``writers``); ``fields`` names them. Nothing of it is kept."""
+
+    def __init__(self, message: str, fields: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.fields = fields
 
 
 class NotFound(ServerError):

@@ -1,5 +1,6 @@
 """The HTTP API for other apps (seed 000), on the same port as ``/ws``.
 
+
 Routes: ``/auth/login``, ``/auth/refresh``, ``/auth/logout``; ``/customers`` (list, search,
 create), ``/customers/{id}`` (read, JSON Merge Patch, delete = tombstone),
 ``/customers/{id}/restore``, ``/customers/{id}/history``, ``/customers/{id}/versions/{seq}``;
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import uuid
 from typing import Annotated, Any
@@ -23,7 +25,6 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pycrdt import Doc
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sync.protocol import document
@@ -34,138 +35,35 @@ from .auth import Claims, Role
 from .errors import (
     AccountDisabled,
     AuthError,
+    DatabaseError,
     Forbidden,
     InvalidInput,
     NotFound,
     ServerError,
     TokenExpired,
     TooManyAttempts,
+    WriteForbidden,
+)
+from .http_models import (
+    ErrorBody,
+    History,
+    LoginRequest,
+    NotificationPage,
+    RefreshRequest,
+    TokenResponse,
+    build_models,
 )
 from .hub import SyncHub, can_access
 from .rooms import Room
 
 __all__ = ["install_http_api"]
 
+log = logging.getLogger(__name__)
+
 _SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_BODY = 256 * 1024
 #: Largest sequence number or cursor (SQLite INTEGER; larger ones overflowed into a 500).
 MAX_SEQ = 2**63 - 1
-
-
-class LoginRequest(BaseModel):
-    """Credentials for ``POST /auth/login``."""
-
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
-
-
-class RefreshRequest(BaseModel):
-    """A refresh token for ``/auth/refresh`` and ``/auth/logout``."""
-
-    refresh_token: str = Field(min_length=1, max_length=512)
-
-
-class TokenResponse(BaseModel):
-    """Tokens returned by login and refresh."""
-
-    access_token: str
-    refresh_token: str
-    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
-    expires_in: int
-
-
-class Address(BaseModel):
-    """The nested address of the seed-000 shape."""
-
-    street1: str | None = None
-    street2: str | None = None
-    city: str | None = None
-    state: str | None = None
-    zip: str | None = None
-
-
-class Customer(BaseModel):
-    """A customer account in the seed-000 JSON shape, plus contact fields and state."""
-
-    id: str
-    name: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    tier: str | None = None
-    address: Address
-    deleted: bool = False
-    version: int = Field(description="sequence number of the latest change")
-
-
-class CustomerList(BaseModel):
-    """A page of customers."""
-
-    items: list[Customer]
-
-
-class Version(BaseModel):
-    """One entry of a customer's history."""
-
-    seq: int
-    time: float
-    author: str
-    changes: list[str]
-
-
-class History(BaseModel):
-    """A customer's versions, newest first."""
-
-    items: list[Version]
-
-
-class DirectoryEntryModel(BaseModel):
-    """One directory row in the change feed."""
-
-    id: str
-    name: str | None
-    email: str | None
-    phone: str | None
-    city: str | None
-    state: str | None
-    zip: str | None
-    updated_at: float
-    deleted: bool
-    cursor: int
-
-
-class DirectoryPage(BaseModel):
-    """Directory changes after a cursor."""
-
-    entries: list[DirectoryEntryModel]
-    cursor: int
-    more: bool
-
-
-class NotificationModel(BaseModel):
-    """One notification record."""
-
-    seq: int
-    customer_id: str
-    kind: str
-    actor: str
-    time: float
-    fields: list[str]
-    title: str | None
-
-
-class NotificationPage(BaseModel):
-    """Notifications after a sequence number."""
-
-    items: list[NotificationModel]
-    latest: int
-    more: bool
-
-
-class ErrorBody(BaseModel):
-    """Every error response."""
-
-    error: str
-    message: str
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -179,6 +77,7 @@ def _error(status: int, code: ErrorCode | str, message: str,
 
 
 def _customer_uuid(customer_id: str) -> str:
+    """The canonical (lower-case) form of a customer id given in any letter case."""
     try:
         return str(uuid.UUID(customer_id))
     except ValueError as exc:
@@ -213,8 +112,6 @@ def hub_of(request: Request) -> SyncHub:
 
 
 HubDep = Annotated[SyncHub, Depends(hub_of)]
-router = APIRouter()
-
 
 
 async def room_for(
@@ -230,18 +127,24 @@ async def room_for(
         raise NotFound(f"no customer {cid}")
     return room
 
+
 def represent(room: Room) -> dict[str, Any]:
+    """The customer's JSON (seed-000 shape, every field of the table) and its version."""
     data = document.to_json(room.doc_id.partition(":")[2], room.doc)
     data["version"] = room.seq
     return data
 
+
 async def commit(hub: SyncHub, room: Room, fn: Any, claims: Claims, session_id: str | None) -> None:
+    """Make a server-side edit and wait until the hub has it durably stored."""
     change = room.edit(fn)
     if change is not None:
         _, future = hub.accept_change(room, change, claims.username, session_id)
         await future
 
+
 async def json_body(request: Request) -> Any:
+    """The request's JSON object, read with a size limit; InvalidInput otherwise."""
     raw = bytearray()
     async for chunk in request.stream():  # never buffer more than MAX_BODY (+ one chunk)
         raw += chunk
@@ -257,28 +160,25 @@ async def json_body(request: Request) -> Any:
         raise InvalidInput("request body must be a JSON object")
     return body
 
-@router.post("/auth/login", response_model=TokenResponse, responses=_ERRORS,
-             tags=["auth"])
+
 async def login(hub: HubDep, body: LoginRequest) -> dict[str, Any]:
     """Exchange a username and password for an access and a refresh token."""
     pair = await asyncio.to_thread(hub.auth.login, body.username, body.password)
     return pair.as_json()
 
-@router.post("/auth/refresh", response_model=TokenResponse, responses=_ERRORS,
-             tags=["auth"])
+
 async def refresh(hub: HubDep, body: RefreshRequest) -> dict[str, Any]:
     """Exchange a refresh token for new tokens (the old refresh token stops working)."""
     pair = await asyncio.to_thread(hub.auth.refresh, body.refresh_token)
     return pair.as_json()
 
-@router.post("/auth/logout", status_code=204, responses=_ERRORS, tags=["auth"])
+
 async def logout(hub: HubDep, body: RefreshRequest) -> Response:
     """Revoke a refresh token and every token rotated from it."""
     await asyncio.to_thread(hub.auth.logout, body.refresh_token)
     return Response(status_code=204)
 
-@router.get("/customers", response_model=CustomerList, responses=_ERRORS,
-            tags=["customers"])
+
 async def list_customers(hub: HubDep,
     claims: UserClaims, q: Annotated[str, Query(max_length=200)] = "",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -286,24 +186,22 @@ async def list_customers(hub: HubDep,
     """Search customers by name, e-mail, phone, city or zip (word prefixes)."""
     if claims.role != Role.REP:
         assert claims.customer_id is not None
-        row = await asyncio.to_thread(hub.store.directory_row, claims.customer_id)
+        row = await hub.engine.directory_row(claims.customer_id)
         rows = [row] if row is not None and not row.deleted else []
     else:
-        rows = await asyncio.to_thread(hub.store.search, q, limit)
+        rows = await hub.engine.search(q, limit)
     items = []
     for row in rows:
         room = await hub.rooms.get(customer_doc_id(row.customer_id))
         items.append(represent(room))
     return {"items": items}
 
-@router.get("/customers/{customer_id}", response_model=Customer, responses=_ERRORS,
-            tags=["customers"])
+
 async def get_customer(hub: HubDep, customer_id: str, claims: UserClaims) -> dict[str, Any]:
     """One customer."""
     return represent(await room_for(hub, claims, customer_id))
 
-@router.post("/customers", response_model=Customer, status_code=201, responses=_ERRORS,
-             tags=["customers"])
+
 async def create_customer(
     hub: HubDep, request: Request, claims: UserClaims, session_id: SessionHeader,
     response: Response,
@@ -318,6 +216,7 @@ async def create_customer(
     except ValueError as exc:
         raise InvalidInput("id must be a UUID") from exc
     values = _fields(body, partial=False)
+    check_writable(claims, {k: v for k, v in values.items() if v is not None})
     room = await hub.rooms.get(customer_doc_id(cid))
     if room.exists:
         return _conflict(f"customer {cid} already exists")  # type: ignore[return-value]
@@ -328,21 +227,24 @@ async def create_customer(
     response.headers["Location"] = f"/customers/{cid}"
     return represent(room)
 
-@router.patch("/customers/{customer_id}", response_model=Customer, responses=_ERRORS,
-              tags=["customers"])
+
 async def patch_customer(hub: HubDep, customer_id: str, request: Request, claims: UserClaims,
                          session_id: SessionHeader) -> dict[str, Any]:
-    """Apply a JSON Merge Patch (RFC 7396); null sets a field to null."""
+    """Apply a JSON Merge Patch (RFC 7396); null sets a field to null.
+
+    A field the caller's role may not write (the field table's ``writers``) refuses the
+    whole patch with 403 ``write_forbidden`` naming it; nothing is kept.
+    """
     room = await room_for(hub, claims, customer_id)
     values = _fields(await json_body(request), partial=True)
+    check_writable(claims, values)
     await commit(
         hub, room, lambda doc: document.set_fields(doc, values, author=claims.username),
         claims, session_id,
     )
     return represent(room)
 
-@router.delete("/customers/{customer_id}", response_model=Customer, responses=_ERRORS,
-               tags=["customers"])
+
 async def delete_customer(hub: HubDep, customer_id: str, claims: UserClaims,
                           session_id: SessionHeader) -> dict[str, Any]:
     """Delete a customer (a tombstone: restorable)."""
@@ -352,8 +254,7 @@ async def delete_customer(hub: HubDep, customer_id: str, claims: UserClaims,
     await commit(hub, room, lambda doc: document.set_deleted(doc, True), claims, session_id)
     return represent(room)
 
-@router.post("/customers/{customer_id}/restore", response_model=Customer,
-             responses=_ERRORS, tags=["customers"])
+
 async def restore_customer(hub: HubDep, customer_id: str, claims: UserClaims,
                            session_id: SessionHeader) -> dict[str, Any]:
     """Undo a delete."""
@@ -363,8 +264,7 @@ async def restore_customer(hub: HubDep, customer_id: str, claims: UserClaims,
     await commit(hub, room, lambda doc: document.set_deleted(doc, False), claims, session_id)
     return represent(room)
 
-@router.get("/customers/{customer_id}/history", response_model=History,
-            responses=_ERRORS, tags=["history"])
+
 async def history(hub: HubDep,
     customer_id: str, claims: UserClaims,
     before: Annotated[int | None, Query(ge=1, le=MAX_SEQ)] = None,
@@ -372,21 +272,19 @@ async def history(hub: HubDep,
 ) -> dict[str, Any]:
     """A customer's versions, newest first: sequence number, time, author, changes."""
     room = await room_for(hub, claims, customer_id)
-    entries = await asyncio.to_thread(hub.store.history, room.doc_id, before=before,
-                                      limit=limit)
+    entries = await hub.engine.history(room.doc_id, before=before, limit=limit)
     return {"items": [
         {"seq": e.seq, "time": e.time, "author": e.author, "changes": list(e.changes)}
         for e in entries
     ]}
 
-@router.get("/customers/{customer_id}/versions/{seq}", responses=_ERRORS,
-            tags=["history"])
+
 async def version(hub: HubDep, customer_id: str, seq: int, claims: UserClaims) -> dict[str, Any]:
     """The customer as it was right after change ``seq``, with notes, tasks, comments."""
     room = await room_for(hub, claims, customer_id)
     if not 1 <= seq <= MAX_SEQ:
         raise NotFound(f"versions are numbered 1 to {MAX_SEQ}")
-    parts = await asyncio.to_thread(hub.store.updates_until, room.doc_id, seq)
+    parts = await hub.engine.updates_until(room.doc_id, seq)
     if not parts:
         raise NotFound(f"customer {customer_id} has no version at or before {seq}")
     doc: Doc[Any] = document.new_document()
@@ -405,21 +303,19 @@ async def version(hub: HubDep, customer_id: str, seq: int, claims: UserClaims) -
     ]
     return data
 
-@router.get("/directory", response_model=DirectoryPage, responses=_ERRORS,
-            tags=["directory"])
+
 async def directory(hub: HubDep,
     claims: UserClaims, cursor: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> dict[str, Any]:
     """Directory rows changed after ``cursor`` (replicate incrementally)."""
     only = None if claims.role == Role.REP else claims.customer_id
-    rows = await asyncio.to_thread(hub.store.directory_since, cursor, limit + 1, only)
+    rows = await hub.engine.directory_since(cursor, limit + 1, only)
     more = len(rows) > limit
     rows = rows[:limit]
     return {
         "entries": [
-            {"id": r.customer_id, "name": r.name, "email": r.email, "phone": r.phone,
-             "city": r.city, "state": r.state, "zip": r.zip, "updated_at": r.updated_at,
+            {"id": r.customer_id, **r.fields, "updated_at": r.updated_at,
              "deleted": r.deleted, "cursor": r.cursor}
             for r in rows
         ],
@@ -427,8 +323,7 @@ async def directory(hub: HubDep,
         "more": more,
     }
 
-@router.get("/notifications", response_model=NotificationPage, responses=_ERRORS,
-            tags=["notifications"])
+
 async def notifications(hub: HubDep,
     claims: UserClaims, since: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
@@ -438,7 +333,7 @@ async def notifications(hub: HubDep,
     if claims.role != Role.REP:
         assert claims.customer_id is not None
         docs = [customer_doc_id(claims.customer_id)]
-    items = await asyncio.to_thread(hub.store.notifications_since, since, docs, limit + 1)
+    items = await hub.engine.notifications_since(since, docs, limit + 1)
     more = len(items) > limit
     items = items[:limit]
     return {
@@ -451,19 +346,54 @@ async def notifications(hub: HubDep,
         "more": more,
     }
 
-@router.get("/healthz", tags=["server"])
+
 async def healthz(hub: HubDep) -> dict[str, Any]:
     """Liveness: the server answers and its writer is healthy."""
-    return {"status": "ok" if hub.store.failed is None else "degraded",
-            "seq": hub.store.last_seq}
-
-
+    return {"status": "ok" if hub.engine.failed is None else "degraded",
+            "seq": hub.last_seq}
 
 
 def install_http_api(app: FastAPI) -> None:
-    """Add the routes and error handlers to the ASGI app (``app.state.hub`` is the hub)."""
+    """Add the routes and error handlers to the ASGI app (``app.state.hub`` is the hub).
+
+    The customer models come from the field table as it is now (:func:`build_models`).
+    """
+    models = build_models()
+    router = APIRouter()
+
+    def add(method: str, path: str, endpoint: Any, tag: str, model: Any = None, *,
+            status_code: int | None = None) -> None:
+        router.add_api_route(path, endpoint, methods=[method], response_model=model,
+                             status_code=status_code, responses=_ERRORS, tags=[tag])
+
+    add("POST", "/auth/login", login, "auth", TokenResponse)
+    add("POST", "/auth/refresh", refresh, "auth", TokenResponse)
+    add("POST", "/auth/logout", logout, "auth", status_code=204)
+    add("GET", "/customers", list_customers, "customers", models.CustomerList)
+    add("POST", "/customers", create_customer, "customers", models.Customer,
+        status_code=201)
+    add("GET", "/customers/{customer_id}", get_customer, "customers", models.Customer)
+    add("PATCH", "/customers/{customer_id}", patch_customer, "customers", models.Customer)
+    add("DELETE", "/customers/{customer_id}", delete_customer, "customers", models.Customer)
+    add("POST", "/customers/{customer_id}/restore", restore_customer, "customers",
+        models.Customer)
+    add("GET", "/customers/{customer_id}/history", history, "history", History)
+    add("GET", "/customers/{customer_id}/versions/{seq}", version, "history")
+    add("GET", "/directory", directory, "directory", models.DirectoryPage)
+    add("GET", "/notifications", notifications, "notifications", NotificationPage)
+    add("GET", "/healthz", healthz, "server")
     app.include_router(router)
     _install_error_handlers(app)
+
+
+def check_writable(claims: Claims, values: dict[str, Any]) -> None:
+    """WriteForbidden naming the fields of ``values`` the caller's role may not write."""
+    forbidden = document.forbidden_fields(values, claims.role)
+    if forbidden:
+        raise WriteForbidden(
+            f"a {claims.role.value} account may not change {', '.join(forbidden)}; "
+            "nothing was changed", forbidden,
+        )
 
 
 def _fields(body: dict[str, Any], *, partial: bool) -> dict[str, Any]:
@@ -488,12 +418,20 @@ def _install_error_handlers(app: FastAPI) -> None:
             return _error(401, ErrorCode.ACCESS_REVOKED, str(exc))
         if isinstance(exc, AuthError):
             return _error(401, ErrorCode.AUTH_FAILED, str(exc), {"WWW-Authenticate": "Bearer"})
+        if isinstance(exc, WriteForbidden):
+            return JSONResponse({"error": str(ErrorCode.WRITE_FORBIDDEN), "message": str(exc),
+                                 "fields": list(exc.fields)}, 403)
         if isinstance(exc, Forbidden):
             return _error(403, ErrorCode.FORBIDDEN, str(exc))
         if isinstance(exc, NotFound):
             return _error(404, ErrorCode.UNKNOWN_DOCUMENT, str(exc))
         if isinstance(exc, InvalidInput):
             return _error(422, ErrorCode.INVALID_VALUE, str(exc))
+        if isinstance(exc, DatabaseError):  # e.g. Postgres unreachable: come back later
+            log.error("request failed on the database: %s", exc)
+            return _error(503, ErrorCode.SERVER_BUSY,
+                          "the server cannot reach its database; try again shortly",
+                          {"Retry-After": "2"})
         return _error(500, ErrorCode.INTERNAL_ERROR, "internal error; see the server log")
 
     async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -3,25 +3,29 @@
 Both front doors, the WebSocket connections (``ws.py``) and the HTTP API
 (``http_api.py``), hand changes to :meth:`SyncHub.accept_change`, which
 
-1. assigns the next global sequence number and fans the update out at once to every
-   other subscriber of the document, on /ws and on /yjs (echo suppression by session id,
-   docs/protocol.md §5);
+1. where the storage engine numbers changes in memory (SQLite, see
+   ``storage.base.Capabilities.numbers_at_commit``): assigns the next global sequence
+   number and fans the update out at once to every other subscriber of the document, on
+   /ws and on /yjs (echo suppression by session id, docs/protocol.md §5);
 2. queues the log entry, notifications and directory row for the group-commit writer;
 3. once durably committed: acks the writer, and sends the notifications and the
    directory change to those who follow them (their sequence numbers are then durable,
-   so a replay "since N" never misses one).
+   so a replay "since N" never misses one). Where numbers are taken at commit
+   (Postgres), the update itself is fanned out here too, with the number the commit
+   took: nothing reaches anyone before it is committed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.protocol import document, yjs
+from sync.protocol import document, schema, yjs
 from sync.protocol.messages import (
     DirectoryChanges,
     Notification,
@@ -35,9 +39,12 @@ from sync.protocol.messages import (
 )
 
 from .auth import AuthService, Claims, Role
+from .cluster import ClusterLink
 from .config import ServerConfig
+from .errors import DatabaseError
 from .rooms import Change, Room, RoomRegistry, Subscriber
-from .store import Commit, DirectoryRow, LogEntry, UpdateStore
+from .storage.base import Committed, Engine
+from .storage.records import Commit, DirectoryRow, LogEntry
 
 __all__ = ["Session", "SyncHub", "can_access"]
 
@@ -93,10 +100,16 @@ class _Coalesce:
 class SyncHub:
     """Shared state of one server process (event loop only, not thread-safe)."""
 
-    def __init__(self, config: ServerConfig, store: UpdateStore, auth: AuthService) -> None:
+    def __init__(self, config: ServerConfig, engine: Engine, auth: AuthService) -> None:
         self.config = config
-        self.store = store
+        self.engine = engine
+        #: Where the engine numbers changes at commit: fan-out waits for the commit.
+        self.numbers_at_commit = engine.capabilities.numbers_at_commit
         self.auth = auth
+        #: The highest update number this node handed out (SQLite) or saw committed.
+        self.last_seq = 0
+        #: The link to the other nodes (cluster.py), where several serve one database.
+        self.cluster: ClusterLink | None = None
         self.rooms = RoomRegistry(
             self._load, max_rooms=config.max_loaded_rooms, on_gone=self._forget
         )
@@ -108,19 +121,23 @@ class SyncHub:
         self.stats = {"updates": 0, "noop_updates": 0, "fanout_frames": 0}
 
     async def _load(self, doc_id: str) -> tuple[list[bytes], int, bool]:
-        parts, seq = await asyncio.to_thread(self.store.load_document, doc_id)
+        parts, seq = await self.engine.load_document(doc_id)
         # The log rows after the last snapshot, as this load read them (one more when a
         # snapshot came first): a document evicted and reloaded before SNAPSHOT_EVERY
         # updates does not start counting at 0 again, so its log since the last snapshot,
         # and the cost of loading it, stays bounded.
         if parts:
             self._since_snapshot[doc_id] = len(parts)
+        if self.cluster is not None:
+            self.cluster.loaded(doc_id, seq)
         return parts, seq, seq > 0
 
     def _forget(self, doc_id: str) -> None:
         """The document's room was evicted and freed: drop its per-document state."""
         self._last_notice.pop(doc_id, None)
         self._since_snapshot.pop(doc_id, None)
+        if self.cluster is not None:
+            self.cluster.forgot(doc_id)
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -153,7 +170,26 @@ class SyncHub:
         self.sessions[session_id] = session
         return session, False, None
 
-    def detach(self, session: Session) -> None:
+    async def claim(self, session_id: str, claims: Claims) -> None:
+        """Before :meth:`attach`, where several nodes serve the database: take the session
+        over in the shared table, so that one another node held resumes here."""
+        if self.cluster is not None:
+            await self.cluster.claim(session_id, claims)
+
+    def adopt(self, session_id: str, claims: Claims, subscriptions: Iterable[str],
+              directory: bool) -> Session:
+        """A session another node held, detached here until :meth:`attach` resumes it."""
+        session = Session(session_id, claims, set(subscriptions), directory,
+                          detached_at=time.monotonic())
+        self.sessions[session_id] = session
+        return session
+
+    def forget_session(self, session: Session) -> None:
+        """Stop delivering to a session and forget it (it lives on another node now)."""
+        self.detach(session, shared=False)
+        self.sessions.pop(session.session_id, None)
+
+    def detach(self, session: Session, *, shared: bool = True) -> None:
         """The session's connection went away: stop delivering, drop presence, keep the
         subscriptions for ``session_grace`` seconds."""
         session.connection = None
@@ -163,6 +199,8 @@ class SyncHub:
             if room is not None:
                 room.subscribers.pop(session.session_id, None)
                 self.set_presence(room, session, None)
+        if shared and self.cluster is not None:
+            self.cluster.detached(session)
 
     def expire_sessions(self, now: float | None = None) -> int:
         """Forget sessions detached for longer than the grace period; returns how many."""
@@ -178,14 +216,24 @@ class SyncHub:
     async def subscribe(self, session: Session, doc_id: str) -> Room:
         """Add the session to a document's room (permission checked by the caller)."""
         room = await self.rooms.get(doc_id)
+        known = doc_id in session.subscriptions
         session.subscriptions.add(doc_id)
         if session.connection is not None:
             room.subscribers[session.session_id] = session.connection
+        if not known:
+            self.session_changed(session)
         return room
+
+    def session_changed(self, session: Session) -> None:
+        """The session's subscriptions or directory flag changed (saved where shared)."""
+        if self.cluster is not None:
+            self.cluster.session_changed(session)
 
     def unsubscribe(self, session: Session, doc_id: str) -> None:
         """Remove the session from a document's room and drop its presence there."""
-        session.subscriptions.discard(doc_id)
+        if doc_id in session.subscriptions:
+            session.subscriptions.discard(doc_id)
+            self.session_changed(session)
         room = self.rooms.get_loaded(doc_id)
         if room is not None:
             room.subscribers.pop(session.session_id, None)
@@ -202,6 +250,8 @@ class SyncHub:
             room.presence[session.session_id] = (session.username, dict(state))
         frame = encode(PresenceChanged(room.doc_id, session.session_id, session.username, state))
         room.broadcast(frame, exclude=session.session_id)
+        if self.cluster is not None:
+            self.cluster.presence_changed(room, session, state)
         if had != (state is not None):
             kind = NotificationKind.JOINED if state is not None else NotificationKind.LEFT
             self._notify_only(room, session.username, kind)
@@ -210,28 +260,32 @@ class SyncHub:
 
     def accept_change(
         self, room: Room, change: Change, author: str, session_id: str | None
-    ) -> tuple[int, asyncio.Future[None]]:
+    ) -> tuple[int, asyncio.Future[int]]:
         """Log, fan out and notify one integrated change (see the module docstring).
 
-        Returns the change's sequence number and a future that resolves when it is durable.
+        Returns the change's sequence number as known now (where numbers are taken at
+        commit: the room's current one, a lower bound) and a future that resolves with the
+        number the change was stored under once it is durable.
         """
         now = time.time()
-        seq = self.store.next_seq()
-        room.seq = seq
+        at_commit = self.numbers_at_commit
+        seq = 0 if at_commit else self.engine.next_seq()
         self.stats["updates"] += 1
-        frame = encode(RemoteUpdate(room.doc_id, seq, change.update, author, now))
         # A repaired change goes back to its writer too: its replica still holds the values
         # that were undone.
         writer = None if change.repaired else session_id
-        self.stats["fanout_frames"] += room.broadcast(frame, exclude=writer)
-        if room.yjs:
-            self.stats["fanout_frames"] += room.broadcast_yjs(
-                yjs.sync_update(change.update), exclude=session_id
-            )
+        if not at_commit:
+            room.seq = self.last_seq = seq
+            frame = encode(RemoteUpdate(room.doc_id, seq, change.update, author, now))
+            self.stats["fanout_frames"] += room.broadcast(frame, exclude=writer)
+            if room.yjs:
+                self.stats["fanout_frames"] += room.broadcast_yjs(
+                    yjs.sync_update(change.update), exclude=session_id
+                )
         notifications = self._notifications(room, change, author, now)
         directory = None
         if change.fields or "meta" in change.roots or NotificationKind.CREATED in change.kinds:
-            directory = self._directory_row(room, now, seq)
+            directory = self.directory_row(room, now, seq)
         snapshot = None
         count = self._since_snapshot.get(room.doc_id, 0) + 1
         if count >= SNAPSHOT_EVERY:
@@ -246,11 +300,47 @@ class SyncHub:
             expires_at=now + self.config.notification_ttl,
             snapshot=snapshot,
         )
-        future = self.store.submit(commit)
-        future.add_done_callback(
-            lambda f: self._after_commit(f, room, notifications, directory, session_id)
-        )
-        return seq, future
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        fanout = (change.update, author, now, writer, session_id) if at_commit else None
+
+        cluster = self.cluster
+        if cluster is not None:
+            cluster.submitted(room.doc_id)
+
+        def settle(stored: asyncio.Future[Committed]) -> None:
+            committed = self._after_commit(stored, room, directory, session_id, fanout)
+            if cluster is not None:
+                cluster.settled(room.doc_id, None if committed is None else committed.seq)
+            if done.done():
+                return
+            if stored.cancelled():
+                done.cancel()
+            elif committed is None:
+                done.set_exception(stored.exception() or DatabaseError("not stored"))
+            else:
+                done.set_result(seq if committed.seq is None else committed.seq)
+
+        self.engine.submit(commit).add_done_callback(settle)
+        return (room.seq if at_commit else seq), done
+
+    def durable(self, room: Room) -> asyncio.Future[int]:
+        """A future of the room's sequence number once everything submitted so far is
+        committed (what an update that changed nothing is acked with)."""
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        mark = room.seq
+
+        def settle(stored: asyncio.Future[Committed]) -> None:
+            if done.done():
+                return
+            if stored.cancelled():
+                done.cancel()
+            elif (error := stored.exception()) is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(max(mark, room.seq) if self.numbers_at_commit else mark)
+
+        self.engine.barrier().add_done_callback(settle)
+        return done
 
     def _notifications(
         self, room: Room, change: Change, author: str, now: float
@@ -267,7 +357,7 @@ class SyncHub:
         fields = change.fields or tuple(r for r in change.roots if r not in {"fields", "meta"})
         return [
             Notification(
-                self.store.next_notification_seq(), room.doc_id, kind, author, now, fields,
+                self._notification_seq(), room.doc_id, kind, author, now, fields,
                 _clip(change.title, MAX_TITLE),
             )
             for kind in change.kinds
@@ -278,46 +368,75 @@ class SyncHub:
         now = time.time()
         title = _clip(room.name, MAX_TITLE)
         notification = Notification(
-            self.store.next_notification_seq(), room.doc_id, kind, actor, now, (), title
+            self._notification_seq(), room.doc_id, kind, actor, now, (), title
         )
-        future = self.store.submit(
+        future = self.engine.submit(
             Commit(notifications=[notification], expires_at=now + self.config.notification_ttl)
         )
-        future.add_done_callback(lambda f: self._after_commit(f, room, [notification], None, None))
+        future.add_done_callback(lambda f: self._after_commit(f, room, None, None, None))
 
-    def _directory_row(self, room: Room, now: float, seq: int) -> DirectoryRow:
+    def _notification_seq(self) -> int:
+        """The next notification number, or a placeholder where the commit numbers them."""
+        return 0 if self.numbers_at_commit else self.engine.next_notification_seq()
+
+    def directory_row(self, room: Room, now: float | None = None, seq: int = 0) -> DirectoryRow:
+        """The customer's directory row as the room's document has it now."""
+        now = time.time() if now is None else now
         # A peer's raw CRDT update can hold any text; clip to the wire bounds of
         # DirectoryEntry, or every directory follower would get a frame it must refuse.
+        # One read of the fields map: per-column read_field calls open one pycrdt
+        # transaction each, which profiled as the largest new cost per accepted update.
+        current = document.read_fields(room.doc)
         values = {
-            k: _clip(v, MAX_DIRECTORY_TEXT) for k, v in document.read_fields(room.doc).items()
+            f.name: _clip(current.get(f.name), MAX_DIRECTORY_TEXT)
+            for f in schema.directory_fields()
         }
-        return DirectoryRow(
-            customer_id=customer_id_of(room.doc_id), name=values["name"], email=values["email"],
-            phone=values["phone"], street1=values["street1"], street2=values["street2"],
-            city=values["city"], state=values["state"], zip=values["zip"], tier=values["tier"],
-            updated_at=now, deleted=room.deleted, cursor=seq,
+        return DirectoryRow.of(
+            customer_id_of(room.doc_id), values, updated_at=now, deleted=room.deleted,
+            cursor=seq,
         )
 
     def _after_commit(
-        self, future: asyncio.Future[None], room: Room, notifications: Iterable[Notification],
-        directory: DirectoryRow | None, writer_session: str | None,
-    ) -> None:
+        self, future: asyncio.Future[Committed], room: Room, directory: DirectoryRow | None,
+        writer_session: str | None,
+        fanout: tuple[bytes, str, float, str | None, str | None] | None,
+    ) -> Committed | None:
+        """Deliver what waited for the commit; None if the change was not stored."""
         if future.cancelled() or future.exception() is not None:
             log.error("change to %s was not stored; reloading the room", room.doc_id)
-            self._drop_room(room)
-            return
-        for notification in notifications:
+            self.drop_room(room)
+            return None
+        committed = future.result()
+        if fanout is not None and committed.seq is not None:
+            update, author, now, writer, session_id = fanout
+            seq = committed.seq
+            room.seq = max(room.seq, seq)
+            self.last_seq = max(self.last_seq, seq)
+            frame = encode(RemoteUpdate(room.doc_id, seq, update, author, now))
+            self.stats["fanout_frames"] += room.broadcast(frame, exclude=writer)
+            if room.yjs:
+                self.stats["fanout_frames"] += room.broadcast_yjs(
+                    yjs.sync_update(update), exclude=session_id
+                )
+        for notification in committed.notifications:
             room.broadcast(encode(notification), exclude=writer_session)
         if directory is not None:
+            if committed.seq is not None and directory.cursor != committed.seq:
+                directory = dataclasses.replace(directory, cursor=committed.seq)
             frame = encode(DirectoryChanges((directory.entry(),), directory.cursor, False))
-            doc_id = room.doc_id
-            for session in self.sessions.values():
-                if session.directory and session.connection is not None and can_access(
-                    session.claims, doc_id
-                ):
-                    session.connection.post(frame)
+            self.post_directory(room.doc_id, frame)
+        return committed
 
-    def _drop_room(self, room: Room) -> None:
+    def post_directory(self, doc_id: str, frame: bytes) -> None:
+        """Send a DirectoryChanges frame about ``doc_id`` to every directory follower that
+        may see it."""
+        for session in self.sessions.values():
+            if session.directory and session.connection is not None and can_access(
+                session.claims, doc_id
+            ):
+                session.connection.post(frame)
+
+    def drop_room(self, room: Room) -> None:
         """A write failed: the in-memory document is ahead of the disk. Forget it, and close
         its subscribers so they resync against what is really stored."""
         self.rooms.evict(room.doc_id)

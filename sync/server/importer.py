@@ -6,12 +6,15 @@ first version, authored by ``import``) and a directory row, exactly as if it had
 created through the API, so clients sync it like any other change. Imports write no
 notifications (a bulk load is not activity a rep needs to be told about).
 
-The import takes the server lock: it refuses to run while a server uses the database
-(both would hand out sequence numbers).
+On SQLite the import takes the server lock: it refuses to run while a server uses the
+database (both would hand out sequence numbers). On Postgres (a ``postgresql://`` URL)
+numbers are taken at commit, so it may run while nodes serve: they learn of the new
+customers like of any other commit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -25,6 +28,7 @@ from sync.protocol.messages import customer_doc_id
 
 from .errors import ImportFailed
 from .lock import server_lock
+from .storage import is_postgres_url
 from .store import Commit, DirectoryRow, LogEntry, UpdateStore
 
 __all__ = ["import_customers"]
@@ -57,9 +61,14 @@ def _validate(records: Sequence[Any]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def import_customers(db_path: Path, records: Sequence[Any]) -> int:
+def import_customers(db_path: Path | str, records: Sequence[Any]) -> int:
     """Validate and import customers; returns how many. Raises ImportFailed."""
     checked = _validate(records)
+    if isinstance(db_path, str) and is_postgres_url(db_path):
+        asyncio.run(_import_postgres(db_path, checked))
+        log.info("imported %d customers into Postgres", len(checked))
+        return len(checked)
+    db_path = Path(db_path)
     with server_lock(db_path, purpose="import"):
         store = UpdateStore(db_path)
         try:
@@ -78,22 +87,37 @@ def import_customers(db_path: Path, records: Sequence[Any]) -> int:
     return len(checked)
 
 
-def _commit(store: UpdateStore, customer_id: str, values: dict[str, Any]) -> Commit:
+async def _import_postgres(url: str, checked: list[tuple[str, dict[str, Any]]]) -> None:
+    """All customers in group-committed transactions (numbers taken at commit)."""
+    from .storage.postgres.engine import PostgresEngine
+
+    engine = PostgresEngine(url, node_id="import")
+    await engine.start()
+    try:
+        existing = [cid for cid, _ in checked if await engine.directory_row(cid) is not None]
+        if existing:
+            raise ImportFailed(
+                f"{len(existing)} customer(s) already exist, e.g. {existing[0]}; "
+                "nothing was imported"
+            )
+        await asyncio.gather(*(engine.submit(_commit(None, cid, values))
+                               for cid, values in checked))
+    finally:
+        await engine.close()
+
+
+def _commit(store: UpdateStore | None, customer_id: str, values: dict[str, Any]) -> Commit:
     doc = document.new_document()
     with doc.transaction():
         document.set_fields(doc, values, author=IMPORT_AUTHOR)
         document.roots(doc).meta["created_by"] = IMPORT_AUTHOR
     now = time.time()
-    seq = store.next_seq()
+    seq = 0 if store is None else store.next_seq()  # None: numbered at commit
     update = doc.get_update()
     changes = tuple(k for k, v in values.items() if v is not None)
     return Commit(
         entry=LogEntry(seq, customer_doc_id(customer_id), IMPORT_AUTHOR, None, now, changes,
                        update),
-        directory=DirectoryRow(
-            customer_id=customer_id, name=values["name"], email=values["email"],
-            phone=values["phone"], street1=values["street1"], street2=values["street2"],
-            city=values["city"], state=values["state"], zip=values["zip"], tier=values["tier"],
-            updated_at=now, deleted=False, cursor=seq,
-        ),
+        directory=DirectoryRow.of(customer_id, values, updated_at=now, deleted=False,
+                                  cursor=seq),
     )

@@ -25,8 +25,9 @@ from typing import Any, Protocol
 
 from pycrdt import Doc, get_update
 
-from sync.protocol import document
+from sync.protocol import document, schema
 from sync.protocol.messages import NotificationKind, PresenceState
+from sync.protocol.schema import Role
 from sync.protocol.yjs import AwarenessEntry
 
 from .update_deps import (
@@ -36,6 +37,7 @@ from .update_deps import (
     one_contiguous_client,
     read_state_vector,
 )
+from .write_rules import check_writable, writes_everything
 
 __all__ = [
     "Change", "InvalidUpdate", "MissingDependencies", "Room", "RoomRegistry", "Subscriber",
@@ -192,13 +194,22 @@ class Room:
         if not kinds:
             kinds.append(NotificationKind.UPDATED)
         self.exists = True
-        field_names = tuple(f for f in document.FIELDS if f in self._tracker.fields)
+        changed = self._tracker.fields
+        field_names = tuple(f for f in schema.field_names() if f in changed) if changed else ()
         if "name" in self._tracker.fields:
             self.name = document.read_field(self.doc, "name")
         return Change(update, field_names, tuple(sorted(roots)), tuple(kinds), self.name)
 
-    def apply_update(self, update: bytes) -> Change | None:
+    def apply_update(
+        self, update: bytes, *, writer: Role | None = None, repair: bool = False,
+    ) -> Change | None:
         """Integrate a peer's update; None when it added nothing new.
+
+        ``writer`` (the author's role) enforces the field table's write rules for a role
+        that may not write everything: an update changing what it may not write raises
+        WriteRefused, nothing of it integrated; with ``repair`` (a Yjs peer, which cannot
+        be told "no") forbidden *field* values are undone inside the change instead, as
+        values that break the field rules are, and only other parts refuse it.
 
         Raises InvalidUpdate for bytes pycrdt cannot decode, MissingDependencies when the
         update needs changes this server lacks: the peer resyncs and sends what is missing
@@ -216,6 +227,10 @@ class Room:
           state vector) and refused whole when something would wait: nothing of it is
           integrated, and a peer sending gap after gap costs no rebuild each.
         """
+        if writer is not None and writes_everything(writer):
+            writer = None  # nothing to check (reps: the usual case, the hot path)
+        if writer is not None:
+            check_writable(self.doc, update, writer, fields_too=not repair)
         before = self.doc.get_state()
         if self.strict_until > time.monotonic() or not one_contiguous_client(update, before):
             try:
@@ -234,7 +249,7 @@ class Room:
                 raise InvalidUpdate(
                     f"not a valid document update: {exc}", partial=self._change()
                 ) from exc
-            repaired = document.repair_fields(self.doc, self._tracker.fields) if (
+            repaired = document.repair_fields(self.doc, self._tracker.fields, writer=writer) if (
                 self._tracker is not None and self._tracker.fields) else {}
             change = self._change()
         if repaired and change is not None:
@@ -340,7 +355,6 @@ class RoomRegistry:
         self._evicted: weakref.WeakValueDictionary[str, Room] = weakref.WeakValueDictionary()
         self.max_rooms = max_rooms
         self.durable_seq = 0
-        self.evictions = 0
         self._on_gone = on_gone
 
     def get_loaded(self, doc_id: str) -> Room | None:
@@ -448,7 +462,6 @@ class RoomRegistry:
         del self._rooms[room.doc_id]
         room.release()
         self._evicted[room.doc_id] = room
-        self.evictions += 1
 
     def _gone(self, doc_id: str) -> None:
         """A room object was freed: unless another copy is in use, forget the document."""

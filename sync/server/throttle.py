@@ -15,10 +15,17 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import TooManyAttempts
 
-__all__ = ["LOCK_AFTER_FAILURES", "MAX_LOCK_SECONDS", "LoginThrottle"]
+if TYPE_CHECKING:
+    from .storage.base import AccountsDatabase
+
+__all__ = [
+    "LOCK_AFTER_FAILURES", "MAX_LOCK_SECONDS", "LoginThrottle", "SharedLoginThrottle",
+    "lock_seconds", "refusal",
+]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +35,23 @@ LOCK_AFTER_FAILURES = 5
 MAX_LOCK_SECONDS = 300.0
 #: Usernames the throttle remembers before it forgets the ones that are not locked.
 _MAX_ENTRIES = 100_000
+
+
+def lock_seconds(failures: int) -> float:
+    """How long ``failures`` consecutive failures lock a username (0: not locked). The one
+    rule every throttle (this one, the Postgres one shared by nodes) applies."""
+    if failures < LOCK_AFTER_FAILURES:
+        return 0.0
+    return min(2.0 ** min(failures - LOCK_AFTER_FAILURES, 16), MAX_LOCK_SECONDS)
+
+
+def refusal(wait: float) -> TooManyAttempts:
+    """The error for a login refused while locked for ``wait`` more seconds."""
+    return TooManyAttempts(
+        f"too many failed logins; try again in {wait:.0f} s"
+        if wait >= 1 else "too many failed logins; try again in a moment",
+        retry_after=wait,
+    )
 
 
 @dataclass(slots=True)
@@ -48,12 +72,7 @@ class LoginThrottle:
         with self._lock:
             entry = self._entries.get(username)
             if entry is not None and entry.locked_until > now:
-                wait = entry.locked_until - now
-                raise TooManyAttempts(
-                    f"too many failed logins; try again in {wait:.0f} s"
-                    if wait >= 1 else "too many failed logins; try again in a moment",
-                    retry_after=wait,
-                )
+                raise refusal(entry.locked_until - now)
 
     def failure(self, username: str, now: float) -> None:
         """Count a failure; from the LOCK_AFTER_FAILURES-th on, lock for 1, 2, 4 … s."""
@@ -61,8 +80,7 @@ class LoginThrottle:
             entry = self._entries.setdefault(username, _Failures())
             entry.count += 1
             if entry.count >= LOCK_AFTER_FAILURES:
-                exponent = min(entry.count - LOCK_AFTER_FAILURES, 16)
-                entry.locked_until = now + min(2.0**exponent, MAX_LOCK_SECONDS)
+                entry.locked_until = now + lock_seconds(entry.count)
                 log.warning("login for %r locked after %d failures", username, entry.count)
             if len(self._entries) > _MAX_ENTRIES:
                 self._forget_unlocked(now)
@@ -74,3 +92,46 @@ class LoginThrottle:
 
     def _forget_unlocked(self, now: float) -> None:
         self._entries = {k: v for k, v in self._entries.items() if v.locked_until > now}
+
+
+class SharedLoginThrottle:
+    """The same rule on the ``login_failures`` table, shared by every node of a cluster
+    (Postgres): a failure is one upsert, so guesses spread over nodes all count.
+
+    ``db`` is an accounts database (``storage.base.AccountsDatabase``) whose engine has
+    that table; thread-safe through it.
+    """
+
+    def __init__(self, db: AccountsDatabase) -> None:
+        self._db = db
+
+    def check(self, username: str, now: float) -> None:
+        """Raise TooManyAttempts while the username is locked (on any node)."""
+        with self._db.reading() as conn:
+            row = conn.execute(
+                "SELECT locked_until FROM login_failures WHERE username = ?", (username,)
+            ).fetchone()
+        if row is not None and row[0] > now:
+            raise refusal(row[0] - now)
+
+    def failure(self, username: str, now: float) -> None:
+        """Count a failure; from the LOCK_AFTER_FAILURES-th on, lock for 1, 2, 4 … s."""
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                "INSERT INTO login_failures AS f VALUES (?, 1, 0, ?) "
+                "ON CONFLICT (username) DO UPDATE SET failures = f.failures + 1, "
+                "last_failure = excluded.last_failure RETURNING failures",
+                (username, now),
+            ).fetchone()
+            failures = int(row[0])
+            if failures >= LOCK_AFTER_FAILURES:
+                conn.execute(
+                    "UPDATE login_failures SET locked_until = ? WHERE username = ?",
+                    (now + lock_seconds(failures), username),
+                )
+                log.warning("login for %r locked after %d failures", username, failures)
+
+    def success(self, username: str) -> None:
+        """A successful login clears the username's failures."""
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM login_failures WHERE username = ?", (username,))

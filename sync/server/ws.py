@@ -18,6 +18,7 @@ from sync.protocol.connection import ProtocolFailure, ServerProtocol, State
 from sync.protocol.errors import CloseCode, ErrorCode
 from sync.protocol.messages import (
     DIRECTORY_FEED,
+    PROTOCOL_VERSION,
     Ack,
     Authenticate,
     DirectoryChanges,
@@ -39,7 +40,6 @@ from sync.protocol.messages import (
     Unsubscribe,
     Update,
     Welcome,
-    encode,
 )
 
 from .auth import Claims, Role
@@ -47,6 +47,7 @@ from .errors import AccountDisabled, AuthError, TokenExpired
 from .hub import Session, SyncHub, can_access
 from .peer import WebSocketPeer
 from .rooms import InvalidUpdate, MissingDependencies
+from .write_rules import WriteRefused
 
 __all__ = ["Connection"]
 
@@ -114,10 +115,20 @@ class Connection(WebSocketPeer):
 
     def _flush(self) -> None:
         for frame in self.protocol.data_to_send():
-            self.post(frame)
+            super().post(frame)
 
     def _send(self, message: Message) -> None:
-        self.post(encode(message))
+        """Send one message through ``ServerProtocol.send`` (state and direction checks)."""
+        if self.protocol.state is State.OPEN:
+            self.protocol.send(message)
+            self._flush()
+
+    def post(self, frame: bytes) -> None:
+        """Fan-out (Subscriber protocol): a frame encoded once for many connections, through
+        ``ServerProtocol.send_encoded``. Dropped once the connection is closing."""
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_encoded(frame)
+            self._flush()
 
     def _error(self, code: ErrorCode, message: str, *, ref: int | None = None,
                doc: str | None = None) -> None:
@@ -193,6 +204,7 @@ class Connection(WebSocketPeer):
         """The token is good: bind the session, send Welcome, resume subscriptions."""
         self.claims = claims
         self.token_expires_at = claims.expires_at
+        await self.hub.claim(message.session_id, claims)  # several nodes: the shared table
         session, resumed, replaced = self.hub.attach(message.session_id, claims, self)
         if isinstance(replaced, Connection) and replaced is not self:
             replaced.close(CloseCode.SESSION_REPLACED, "this session reconnected elsewhere")
@@ -203,7 +215,7 @@ class Connection(WebSocketPeer):
         if session.directory:
             subscriptions += (DIRECTORY_FEED,)
         self.protocol.accept(Welcome(
-            version=self.protocol.version or 1, session_id=session.session_id,
+            version=self.protocol.version or PROTOCOL_VERSION, session_id=session.session_id,
             user=claims.username, role=str(claims.role), customer_id=claims.customer_id,
             resumed=resumed, subscriptions=subscriptions, token_expires_at=claims.expires_at,
             heartbeat_interval=config.heartbeat_interval,
@@ -243,7 +255,9 @@ class Connection(WebSocketPeer):
         accepted: list[str] = []
         for doc_id in message.docs:
             if doc_id == DIRECTORY_FEED:
-                session.directory = True
+                if not session.directory:
+                    session.directory = True
+                    self.hub.session_changed(session)
                 accepted.append(doc_id)
                 continue
             if not can_access(claims, doc_id):
@@ -274,7 +288,9 @@ class Connection(WebSocketPeer):
         session, _ = self._require()
         for doc_id in message.docs:
             if doc_id == DIRECTORY_FEED:
-                session.directory = False
+                if session.directory:
+                    session.directory = False
+                    self.hub.session_changed(session)
             else:
                 self.hub.unsubscribe(session, doc_id)
 
@@ -305,7 +321,13 @@ class Connection(WebSocketPeer):
             return
         session, claims = self._require()
         try:
-            change = room.apply_update(message.update)
+            change = room.apply_update(message.update, writer=claims.role)
+        except WriteRefused as exc:
+            # docs/protocol.md §7 write_forbidden: nothing kept, no Ack; the client resyncs.
+            self.log.info("refused an update of %s to %s: %s", claims.username, message.doc,
+                          ", ".join(exc.names))
+            self._error(ErrorCode.WRITE_FORBIDDEN, str(exc), ref=message.ref, doc=message.doc)
+            return
         except InvalidUpdate as exc:
             if exc.partial is not None:
                 # What pycrdt integrated before failing is in the document: log and fan it
@@ -323,19 +345,21 @@ class Connection(WebSocketPeer):
             return
         if change is None:
             self.hub.stats["noop_updates"] += 1
-            seq, future = room.seq, self.hub.store.barrier()
+            future = self.hub.durable(room)
         else:
-            seq, future = self.hub.accept_change(room, change, claims.username,
-                                                 session.session_id)
-        ack = encode(Ack(message.doc, message.ref, seq))
-        future.add_done_callback(lambda f: self._after_store(f, ack, message))
+            _, future = self.hub.accept_change(room, change, claims.username,
+                                               session.session_id)
+        future.add_done_callback(lambda f: self._after_store(f, message))
 
-    def _after_store(self, future: asyncio.Future[None], ack: bytes, message: Update) -> None:
+    def _after_store(self, future: asyncio.Future[int], message: Update) -> None:
         if future.cancelled() or future.exception() is not None:
+            self.log.error("update %d of %s to %s not acknowledged: %s", message.ref,
+                           self.username, message.doc,
+                           "cancelled" if future.cancelled() else future.exception())
             self._error(ErrorCode.INTERNAL_ERROR, "the server could not store this change; "
                         "it stays in your outbox", ref=message.ref, doc=message.doc)
         else:
-            self.post(ack)
+            self._send(Ack(message.doc, message.ref, future.result()))
 
     async def _on_presence(self, message: Presence) -> None:
         room = self._subscribed_room(message.doc)
@@ -350,9 +374,8 @@ class Connection(WebSocketPeer):
             docs: list[str] | None = sorted(session.subscriptions)
         else:
             docs = [d for d in session.subscriptions if can_access(claims, d)]
-        items = await asyncio.to_thread(
-            self.hub.store.notifications_since, message.since, docs, message.limit + 1
-        )
+        items = await self.hub.engine.notifications_since(message.since, docs,
+                                                          message.limit + 1)
         more = len(items) > message.limit
         items = items[: message.limit]
         latest = items[-1].seq if items else message.since
@@ -360,12 +383,14 @@ class Connection(WebSocketPeer):
 
     async def _on_directory_subscribe(self, message: DirectorySubscribe) -> None:
         session, claims = self._require()
-        session.directory = True
+        if not session.directory:
+            session.directory = True
+            self.hub.session_changed(session)
         only = None if claims.role == Role.REP else claims.customer_id
         page = self.hub.config.page_size
         cursor = message.cursor
         while True:
-            rows = await asyncio.to_thread(self.hub.store.directory_since, cursor, page + 1, only)
+            rows = await self.hub.engine.directory_since(cursor, page + 1, only)
             more = len(rows) > page
             rows = rows[:page]
             if rows:

@@ -39,6 +39,7 @@ from .errors import AccountDisabled, AuthError
 from .hub import SyncHub, can_access
 from .peer import WebSocketPeer
 from .rooms import InvalidUpdate, MissingDependencies, Room
+from .write_rules import WriteRefused
 
 __all__ = ["YjsConnection"]
 
@@ -77,8 +78,7 @@ class YjsConnection(WebSocketPeer):
 
     async def on_open(self) -> None:
         if not is_doc_id(self.doc_id):
-            self._deny("not a customer id: use the customer's UUID in lowercase",
-                       YjsCloseCode.BAD_REQUEST)
+            self._deny("not a customer id: use the customer's UUID", YjsCloseCode.BAD_REQUEST)
             return
         token = self.websocket.query_params.get("token")
         if token:
@@ -188,7 +188,12 @@ class YjsConnection(WebSocketPeer):
     def _on_update(self, room: Room, update: bytes) -> None:
         assert self.claims is not None
         try:
-            change = room.apply_update(update)
+            # Fields the role may not write are undone for everyone inside the change
+            # (repair); other parts it may not write (notes, tasks, …) refuse the update.
+            change = room.apply_update(update, writer=self.claims.role, repair=True)
+        except WriteRefused as exc:
+            self._deny(str(exc), YjsCloseCode.FORBIDDEN)
+            return
         except InvalidUpdate as exc:
             if exc.partial is not None:
                 # What pycrdt integrated before failing is in the document: log and fan it
@@ -216,7 +221,7 @@ class YjsConnection(WebSocketPeer):
                                            self.session_id)
         echo = yjs.sync_update(change.update)
 
-        def after_commit(done: asyncio.Future[None]) -> None:
+        def after_commit(done: asyncio.Future[int]) -> None:
             if not done.cancelled() and done.exception() is None:
                 self.post(echo)
 

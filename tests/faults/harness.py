@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from tests.faults.cluster import ClusterServer
 from tests.faults.proxy import FaultProxy
 from tests.faults.worker import read_log
 from tests.integration.conftest import DEFAULT_PASSWORD, ServerHandle, scaled
@@ -48,11 +49,18 @@ class RunConfig:
     mean_fault_gap: float = 2.5
     mean_kill_gap: float = 4.0
     server_kill_share: float = 0.3
+    #: The first this many chaos events fault the server whatever the draw, so a short run
+    #: under load (slow restarts leave time for few events) still covers those faults.
+    first_server_kills: int = 0
     dead_after: float = 5.0
     backoff_max: float = 2.0
     #: Short access tokens, so in-band renewal and refresh happen under faults too.
     access_token_ttl: float = 20.0
     folder: Path | None = None
+    #: 1: one node on SQLite; more: that many nodes on Postgres behind HAProxy
+    #: (tests/faults/cluster.py), where a "server kill" kills a node, crashes Postgres or
+    #: cuts the nodes' database connections.
+    nodes: int = 1
 
 
 @dataclass
@@ -112,8 +120,9 @@ class _Run:
         self.config = config
         self.folder = folder
         self.report = RunReport(config.seed, folder=str(folder))
-        self.server = ServerHandle(folder / "server.db", [
-            "--access-token-ttl", str(config.access_token_ttl)])
+        args = ["--access-token-ttl", str(config.access_token_ttl)]
+        self.server: Any = (ServerHandle(folder / "server.db", args) if config.nodes == 1
+                            else ClusterServer(args, config.nodes, folder))
         self.proxy: FaultProxy | None = None
         self.names = [f"w{i}" for i in range(config.workers)]
         self.procs: dict[str, asyncio.subprocess.Process] = {}
@@ -177,7 +186,8 @@ class _Run:
                 await asyncio.wait_for(stop.wait(), rng.expovariate(1 / self.config.mean_kill_gap))
             if stop.is_set():
                 break
-            if rng.random() < self.config.server_kill_share:
+            forced = self.report.server_kills < self.config.first_server_kills
+            if rng.random() < self.config.server_kill_share or forced:
                 await asyncio.to_thread(self.server.kill)
                 self.report.server_kills += 1
                 await asyncio.sleep(rng.uniform(0.2, 2.0))  # the outage's length
@@ -292,7 +302,7 @@ class _Run:
                     await proc.wait()
             if self.proxy is not None:
                 await self.proxy.stop()
-            await asyncio.to_thread(self.server.kill)
+            await asyncio.to_thread(getattr(self.server, "shutdown", self.server.kill))
         return self.report
 
 

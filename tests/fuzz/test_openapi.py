@@ -30,6 +30,8 @@ def test_api_conforms_to_its_openapi_description(fuzz_server: ServerHandle) -> N
     failures: list[str] = []
     operations = [result.ok() for result in api.get_all_operations()]
     assert len(operations) >= 14, [op.label for op in operations]
+    # Event streams (text/event-stream) never end by themselves; tests/browser covers them.
+    operations = [op for op in operations if not op.path.endswith("/events")]
 
     for operation in operations:
         try:

@@ -36,10 +36,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text
 
-from sync.protocol import document
+from sync.protocol import document, schema
 from sync.protocol.errors import CloseCode, ErrorCode, MalformedMessage
 from sync.protocol.messages import (
     DIRECTORY_FEED,
+    PROTOCOL_VERSION,
     Ack,
     Authenticate,
     DirectorySubscribe,
@@ -107,7 +108,8 @@ def crdt_updates(draw: st.DrawFn) -> bytes:
     ]))
     with doc.transaction():
         if kind == "field":
-            r.fields[draw(st.sampled_from(list(document.FIELDS)))] = draw(st.text(max_size=40))
+            name = draw(st.sampled_from(list(schema.field_names())))
+            r.fields[name] = draw(st.text(max_size=40))
         elif kind == "huge_field":
             r.fields[draw(st.sampled_from(["name", "city", "email"]))] = "Z" * draw(
                 st.integers(513, 20_000))
@@ -431,7 +433,7 @@ def test_second_authenticate_and_server_messages_are_violations(
         return code
 
     token = state.token("mallory")
-    for message in (Authenticate((1,), token, secrets.token_hex(8)),
+    for message in (Authenticate((PROTOCOL_VERSION,), token, secrets.token_hex(8)),
                     Ack(SHARED, 1, 1), Welcome(1, "abcdefgh", "x", "rep", None, False, (),
                                                0.0, 1.0, 1, 1, 0.0)):
         assert runner.run(go(message)) == CloseCode.PROTOCOL_VIOLATION, message
@@ -457,7 +459,7 @@ def test_hostile_field_values_reach_followers_within_wire_bounds(
         from sync.protocol.messages import DirectoryChanges
 
         page = await fresh.expect(DirectoryChanges)
-        names = [e.name for e in page.entries if e.customer_id == SHARED_ID]
+        names = [e.value("name") for e in page.entries if e.customer_id == SHARED_ID]
         assert names and all(n is not None and len(n) <= 1024 for n in names)
         await fresh.close()
 

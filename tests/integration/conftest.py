@@ -3,6 +3,10 @@
 The server runs as a real subprocess (``python -m liveedit server serve --port 0``); the
 bound port is read from its ``listening on`` line, never guessed. ``LIVEEDIT_TIMEOUT_SCALE``
 multiplies every wait on a slow machine.
+
+A test decorated with :data:`both_engines` runs twice: on SQLite, and on a fresh database
+of a throwaway Postgres cluster (tests/cluster/pg.py, one per test process), the server
+started with ``--db postgresql://…``. Such a test must not open the SQLite file itself.
 """
 
 from __future__ import annotations
@@ -31,12 +35,21 @@ def scaled(seconds: float) -> float:
     return seconds * TIMEOUT_SCALE
 
 
+def both_engines(test: Any) -> Any:
+    """Run a server test twice: on SQLite and on Postgres (the ``db_engine`` fixture)."""
+    test = pytest.mark.parametrize("db_engine", ["sqlite", "postgres"], indirect=True)(test)
+    return pytest.mark.usefixtures("db_engine")(test)
+
+
 @dataclass
 class ServerHandle:
     """A running reference server process and what tests need to talk to it."""
 
-    db_path: Path
+    #: A SQLite file, or a ``postgresql://`` URL (text).
+    db_path: Path | str
     extra_args: list[str] = field(default_factory=list)
+    #: The module run with ``python -m`` (a test may run the CLI inside a changed table).
+    module: str = "liveedit"
     port: int = 0
     process: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
@@ -54,7 +67,7 @@ class ServerHandle:
     def start(self) -> None:
         """Start the server (on the previous port after a stop) and wait until it listens."""
         cmd = [
-            sys.executable, "-m", "liveedit", "server", "serve", "--db", str(self.db_path),
+            sys.executable, "-m", self.module, "server", "serve", "--db", str(self.db_path),
             "--host", "127.0.0.1", "--port", str(self.port), *self.extra_args,
         ]
         self.process = subprocess.Popen(
@@ -117,12 +130,33 @@ class ServerHandle:
 
 
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[Any]:
-    """Start servers with extra CLI arguments; all are killed at the end of the test."""
-    handles: list[ServerHandle] = []
+def db_engine(request: pytest.FixtureRequest) -> str:
+    """The storage engine servers of this test run on: "sqlite" unless parametrized
+    (:data:`both_engines`)."""
+    return str(getattr(request, "param", "sqlite"))
 
-    def make(*extra_args: str, db_name: str = "server.db") -> ServerHandle:
-        handle = ServerHandle(tmp_path / db_name, list(extra_args))
+
+@pytest.fixture
+def server_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Start servers with extra CLI arguments; all are killed at the end of the test.
+
+    On Postgres (a test marked :data:`both_engines`), each ``db_name`` is one fresh
+    database (servers given the same name share it), dropped at the end. Conftests that
+    import only this fixture get SQLite."""
+    handles: list[ServerHandle] = []
+    databases: dict[str, str] = {}
+    engine = (request.getfixturevalue("db_engine") if "db_engine" in request.fixturenames
+              else "sqlite")
+    cluster = _postgres() if engine == "postgres" else None
+
+    def make(*extra_args: str, db_name: str = "server.db",
+             module: str = "liveedit") -> ServerHandle:
+        location: Path | str = tmp_path / db_name
+        if cluster is not None:
+            if db_name not in databases:
+                databases[db_name] = cluster.create_database()
+            location = cluster.dsn(databases[db_name])
+        handle = ServerHandle(location, list(extra_args), module)
         handle.start()
         handles.append(handle)
         return handle
@@ -130,6 +164,21 @@ def server_factory(tmp_path: Path) -> Iterator[Any]:
     yield make
     for handle in handles:
         handle.kill()
+    if cluster is not None and cluster.process is not None and cluster.process.poll() is None:
+        for name in databases.values():
+            cluster.drop_database(name)
+
+
+def _postgres() -> Any:
+    """This process's test Postgres cluster (skipped, or failed under CI, if missing)."""
+    from tests.cluster.pg import PostgresUnavailable, shared_cluster
+
+    try:
+        return shared_cluster()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc}; .ci/run should have installed it")
+        pytest.skip(str(exc))
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ import pytest
 
 from app.core import ClientCore
 from app.errors import InvalidEdit, PermissionDenied, UnknownCustomer
+from app.events import ErrorReported
 
-from .conftest import DEFAULT_PASSWORD, ServerHandle, scaled
+from .conftest import DEFAULT_PASSWORD, ServerHandle, both_engines, scaled
 from .wire import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +64,7 @@ async def shared_customer(a: ClientCore, b: ClientCore, **values: Any) -> str:
     return cid
 
 
+@both_engines
 async def test_offline_edits_converge_and_only_the_loser_records_a_conflict(
     make_core: CoreFactory,
 ) -> None:
@@ -147,6 +149,7 @@ async def test_notes_typed_concurrently_merge_without_conflict(make_core: CoreFa
     assert a.conflicts() == [] and b.conflicts() == []
 
 
+@both_engines
 async def test_outbox_empties_only_on_ack(server: ServerHandle, make_core: CoreFactory) -> None:
     """An edit sent to a frozen server stays queued until the server acks it."""
     a = await make_core("alex")
@@ -199,6 +202,34 @@ async def test_customer_user_cannot_reach_another_account(make_core: CoreFactory
     await carol.open_customer(own)
     await synced(carol)
     assert carol.customer(own).fields["name"] == "Own Account"
+
+
+async def test_field_the_role_may_not_write_is_refused_and_the_copy_starts_over(
+    make_core: CoreFactory,
+) -> None:
+    """A customer's change to ``tier`` is refused (write_forbidden, reported); its copy
+    starts over from the server's, and its next allowed change syncs."""
+    rep = await make_core("alex")
+    own = await rep.create_customer({"name": "Own Account", "tier": "basic"})
+    await synced(rep)
+    carol = await make_core("carol", role="customer", customer_id=own)
+    await synced(carol)
+    await carol.open_customer(own)
+    await synced(carol)
+    errors: list[ErrorReported] = []
+    carol.bus.subscribe(lambda e: errors.append(e) if isinstance(e, ErrorReported) else None)
+    await carol.set_fields(own, {"tier": "premium"})
+    await eventually(lambda: errors)
+    assert "tier" in errors[0].message and errors[0].customer_id == own
+    await eventually(lambda: carol.customer(own).fields["tier"] == "basic")
+    await carol.set_fields(own, {"phone": "555-0142"})
+    await synced(carol)
+    await synced(rep)
+    await rep.open_customer(own)
+    await synced(rep)
+    assert rep.customer(own).fields["phone"] == "555-0142"
+    assert rep.customer(own).fields["tier"] == "basic"
+    assert carol.outbox() == []
 
 
 async def test_revert_restores_a_field_and_the_other_client_sees_it(
@@ -313,6 +344,7 @@ async def test_login_without_keyring_still_signs_in_for_the_session(
     assert secret.encode() not in stored
 
 
+@both_engines
 async def test_presence_and_offline_notifications(make_core: CoreFactory) -> None:
     """Presence of another rep is observable; changes made while away arrive as offline
     notifications that read as a sentence."""

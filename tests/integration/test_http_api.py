@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import DEFAULT_PASSWORD, ServerHandle
+from .conftest import DEFAULT_PASSWORD, ServerHandle, both_engines
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -32,6 +32,7 @@ def create(http: httpx.Client, token: str, **extra: Any) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
+@both_engines
 def test_login_returns_bearer_tokens(server: ServerHandle, http: httpx.Client) -> None:
     """POST /auth/login returns access and refresh tokens in the documented shape."""
     body = http.post("/auth/login", json={"username": "alex", "password": DEFAULT_PASSWORD})
@@ -50,6 +51,7 @@ def test_wrong_credentials_get_401(http: httpx.Client, password: str) -> None:
     assert response.json()["message"]
 
 
+@both_engines
 def test_refresh_rotates_and_old_token_is_refused(server: ServerHandle,
                                                   http: httpx.Client) -> None:
     """A refresh token rotates; once its successor is used, replaying it is refused (401)
@@ -74,6 +76,7 @@ def test_missing_or_forged_token_gets_401(http: httpx.Client, header: str | None
     assert response.json()["error"] == "auth_failed"
 
 
+@both_engines
 def test_create_read_patch_delete_restore(server: ServerHandle, http: httpx.Client) -> None:
     """The seed-000 shape round-trips; merge patch; delete is a restorable tombstone."""
     token = server.token("alex")
@@ -135,6 +138,7 @@ def test_unknown_customer_gets_404(server: ServerHandle, http: httpx.Client) -> 
         assert response.json()["error"] == "unknown_document"
 
 
+@both_engines
 def test_customer_user_sees_only_its_own_account(server: ServerHandle,
                                                  http: httpx.Client) -> None:
     """A customer user gets 403 on other accounts by every HTTP route, its own is fine."""
@@ -159,6 +163,7 @@ def test_customer_user_sees_only_its_own_account(server: ServerHandle,
     assert http.post("/customers", json={"name": "x"}, headers=carol).status_code == 403
 
 
+@both_engines
 def test_history_and_versions(server: ServerHandle, http: httpx.Client) -> None:
     """History lists versions with authors and fields; a version shows the old values."""
     token = server.token("alex")
@@ -173,6 +178,7 @@ def test_history_and_versions(server: ServerHandle, http: httpx.Client) -> None:
     assert old.json()["notes"] == "" and old.json()["tasks"] == []
 
 
+@both_engines
 def test_search_matches_word_prefixes(server: ServerHandle, http: httpx.Client) -> None:
     """Search finds customers by name, e-mail and zip prefixes; quotes are harmless."""
     token = server.token("alex")
@@ -184,6 +190,7 @@ def test_search_matches_word_prefixes(server: ServerHandle, http: httpx.Client) 
     assert none["items"] == []
 
 
+@both_engines
 def test_directory_feed_pages_by_cursor(server: ServerHandle, http: httpx.Client) -> None:
     """The directory feed pages in cursor order and resumes after a cursor."""
     token = server.token("alex")

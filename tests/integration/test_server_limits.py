@@ -22,6 +22,7 @@ from sync.client import ClientConnection, ConnectionState, Status
 from sync.protocol import document, yjs
 from sync.protocol.errors import CloseCode, ErrorCode
 from sync.protocol.messages import (
+    PROTOCOL_VERSION,
     Ack,
     Authenticate,
     Error,
@@ -112,7 +113,7 @@ class RawWebSocket:
 
 def pipelined(token: str, session_id: str, heartbeats: int) -> list[bytes]:
     """Authenticate followed at once by ``heartbeats`` Heartbeats."""
-    frames = [encode(Authenticate((1,), token, session_id, "tests"))]
+    frames = [encode(Authenticate((PROTOCOL_VERSION,), token, session_id, "tests"))]
     return frames + [encode(Heartbeat(n)) for n in range(heartbeats)]
 
 

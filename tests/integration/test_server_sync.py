@@ -36,7 +36,7 @@ from sync.protocol.messages import (
     encode,
 )
 
-from .conftest import ServerHandle
+from .conftest import ServerHandle, both_engines
 from .wire import WireClient, eventually
 
 
@@ -90,6 +90,7 @@ async def rep(server: ServerHandle, name: str, session_id: str | None = None) ->
     return await WireClient.connect(server.ws_url, server.token(name), session_id)
 
 
+@both_engines
 async def test_two_clients_converge_on_concurrent_edits(server: ServerHandle) -> None:
     """Concurrent sets of different and the same field converge to identical documents."""
     doc_id = new_doc_id()
@@ -109,6 +110,7 @@ async def test_two_clients_converge_on_concurrent_edits(server: ServerHandle) ->
     assert rc.fields() == ra.fields()
 
 
+@both_engines
 async def test_writer_gets_no_echo_of_its_own_update(server: ServerHandle) -> None:
     """The session that wrote an update gets an Ack, never a RemoteUpdate of it."""
     doc_id = new_doc_id()
@@ -143,6 +145,7 @@ async def test_update_that_adds_nothing_is_acked_but_not_logged_twice(
         assert count.fetchone()[0] == 1
 
 
+@both_engines
 async def test_update_with_missing_dependencies_is_refused(server: ServerHandle) -> None:
     """An update that builds on unknown changes gets missing_dependencies and no Ack."""
     doc_id = new_doc_id()
@@ -166,6 +169,7 @@ async def test_invalid_update_bytes_get_an_error(server: ServerHandle) -> None:
     assert error.code == ErrorCode.INVALID_UPDATE
 
 
+@both_engines
 async def test_customer_user_is_limited_to_its_own_account(server: ServerHandle) -> None:
     """A customer user may subscribe to its own document only; others get forbidden."""
     own, other = str(uuid.uuid4()), str(uuid.uuid4())
@@ -208,6 +212,7 @@ async def test_bad_token_is_refused(server: ServerHandle) -> None:
     assert code == CloseCode.AUTH_FAILED
 
 
+@both_engines
 async def test_session_resumes_subscriptions_after_reconnect(server: ServerHandle) -> None:
     """Reconnecting with the same session id restores subscriptions without Subscribe."""
     doc_id = new_doc_id()
@@ -235,6 +240,7 @@ async def test_other_user_cannot_take_over_a_session_id(server: ServerHandle) ->
     assert b.welcome.subscriptions == ()
 
 
+@both_engines
 async def test_missed_notifications_are_replayed(server: ServerHandle) -> None:
     """Notifications made while a client was away are returned by ReadNotifications."""
     doc_id = new_doc_id()
@@ -256,6 +262,7 @@ async def test_missed_notifications_are_replayed(server: ServerHandle) -> None:
     assert created.title == "John Smith" and "city" in created.fields
 
 
+@both_engines
 async def test_live_notification_and_presence(server: ServerHandle) -> None:
     """Subscribers get live notifications and presence; presence goes on disconnect."""
     doc_id = new_doc_id()
@@ -273,6 +280,7 @@ async def test_live_notification_and_presence(server: ServerHandle) -> None:
     assert gone.user == "alex"
 
 
+@both_engines
 async def test_http_patch_reaches_websocket_subscriber(server: ServerHandle) -> None:
     """A PATCH through the HTTP API arrives live; the X-Session-Id writer gets no echo."""
     doc_id = new_doc_id()
@@ -301,6 +309,7 @@ async def test_http_patch_reaches_websocket_subscriber(server: ServerHandle) -> 
     assert a.received(RemoteUpdate) == []
 
 
+@both_engines
 async def test_acked_update_survives_kill_9(server: ServerHandle) -> None:
     """After an Ack, SIGKILL the server and restart it: the update is there."""
     doc_id = new_doc_id()
@@ -360,6 +369,7 @@ async def test_token_renewal_in_band(server_factory: Any) -> None:
     assert code == CloseCode.TOKEN_EXPIRED
 
 
+@both_engines
 async def test_directory_feed_since_cursor_then_live(server: ServerHandle) -> None:
     """DirectorySubscribe sends changes after the cursor, then live ones."""
     doc_id = new_doc_id()
@@ -370,10 +380,10 @@ async def test_directory_feed_since_cursor_then_live(server: ServerHandle) -> No
     watcher = await rep(server, "sam")
     await watcher.send(DirectorySubscribe(0))
     page = await watcher.expect(DirectoryChanges)
-    assert [e.name for e in page.entries] == ["Dir One"] and page.cursor == ack.seq
+    assert [e.value("name") for e in page.entries] == ["Dir One"] and page.cursor == ack.seq
     await a.send(Update(doc_id, 2, ra.set(city="Nice")))
     live = await watcher.expect(DirectoryChanges)
-    assert live.entries[0].city == "Nice" and live.cursor > ack.seq
+    assert live.entries[0].value("city") == "Nice" and live.cursor > ack.seq
 
 
 @pytest.mark.parametrize("burst", [1000])

@@ -21,7 +21,7 @@ from sync.protocol.errors import CloseCode
 from sync.protocol.messages import Ack, RemoteUpdate, Update, customer_doc_id
 from sync.protocol.yjs import YjsCloseCode
 
-from .conftest import ServerHandle, scaled
+from .conftest import ServerHandle, both_engines, scaled
 from .test_server_sync import join
 from .wire import WireClient, eventually
 
@@ -123,6 +123,7 @@ async def history(server: ServerHandle, cid: str, token: str) -> list[dict[str, 
     return items
 
 
+@both_engines
 async def test_yjs_client_syncs_writes_and_gets_its_echo_after_the_commit(
     server: ServerHandle,
 ) -> None:
@@ -141,6 +142,7 @@ async def test_yjs_client_syncs_writes_and_gets_its_echo_after_the_commit(
     await client.close()
 
 
+@both_engines
 async def test_native_and_yjs_clients_see_each_others_updates(server: ServerHandle) -> None:
     token, cid = rep_with_customer(server)
     doc_id = customer_doc_id(cid)

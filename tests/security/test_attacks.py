@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sync.protocol.connection import ClientProtocol
 from sync.protocol.errors import CloseCode, ErrorCode
 from sync.protocol.messages import (
+    PROTOCOL_VERSION,
     Authenticate,
     DirectoryChanges,
     DirectorySubscribe,
@@ -417,7 +418,7 @@ async def test_messages_pipelined_before_welcome_are_kept_in_order(
     then 32 acks in order. One more: tests/integration/test_server_limits.py."""
     server.add_user("alex")
     token = server.token("alex")
-    frames = [encode(Authenticate((1,), token, "pipeline-1", "tests"))]
+    frames = [encode(Authenticate((PROTOCOL_VERSION,), token, "pipeline-1", "tests"))]
     frames += [encode(Heartbeat(n)) for n in range(32)]
     client = await WireClient.connect(server.ws_url)
     for frame in frames:

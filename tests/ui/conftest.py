@@ -12,19 +12,23 @@ import asyncio
 import gc
 import os
 from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 import qasync
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from tests.integration.conftest import (  # noqa: F401 - fixtures
     _memory_keyring,
+    db_engine,
     server,
     server_factory,
 )
+from ui.tasks import set_error_sink
 
 T = TypeVar("T")
 
@@ -68,3 +72,32 @@ def ui_loop(qapp: QApplication) -> Iterator[UiLoop]:
     loop = UiLoop(qapp)
     yield loop
     loop.close()
+
+
+@pytest.fixture
+def keep_running(qapp: QApplication) -> Iterator[None]:
+    """Closing a shown window must not quit the app (and stop the loop) mid-test; the
+    desktop app sets the same."""
+    before = qapp.quitOnLastWindowClosed()
+    qapp.setQuitOnLastWindowClosed(False)
+    yield
+    qapp.setQuitOnLastWindowClosed(before)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> QSettings:
+    """Window settings in a temp file, never the rep's own."""
+    return QSettings(str(tmp_path / "window.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def errors() -> Iterator[list[str]]:
+    """Whatever reaches the app's one error area during the test."""
+    seen: list[str] = []
+
+    def sink(message: str, _details: str = "") -> None:
+        seen.append(message)
+
+    set_error_sink(sink)
+    yield seen
+    set_error_sink(None)

@@ -265,6 +265,8 @@ def test_history_dialog_reverts_a_field_and_the_whole_customer(
             dialog.select_version(2)
             await eventually(lambda: (dialog.loaded_version() or {}).get("zip") == "75001")
             qtbot.mouseClick(dialog.revert_all, Qt.MouseButton.LeftButton)
+            preview = await eventually(lambda: dialog.preview)  # what the revert changes
+            qtbot.mouseClick(preview.revert_button, Qt.MouseButton.LeftButton)
             await eventually(lambda: bob.line("zip").text() == "75001")
             dialog.close()
 
@@ -308,7 +310,9 @@ def test_tasks_comments_and_delete_reach_the_other_rep(
             qtbot.keyClick(bob.view.comments.input, Qt.Key.Key_Return)
             await eventually(lambda: alice.view.comments.count() == 1)
             assert "Spoke to her, all good" in alice.view.comments.view.toPlainText()
-            qtbot.mouseClick(alice.view.delete_button, Qt.MouseButton.LeftButton)
+            question = alice.view.delete_customer()  # asks first
+            assert question is not None
+            question.delete_button.click()
             await eventually(lambda: bob.view.deleted_banner.isVisibleTo(bob.view))
             assert bob.line("city").isReadOnly()
             qtbot.mouseClick(bob.view.restore_button, Qt.MouseButton.LeftButton)
@@ -336,8 +340,9 @@ def test_directory_search_filters_and_sorts_the_table(
         assert names == ["Ada Lovelace", "Adele Goldberg"]
         panel.search.clear()
         await eventually(lambda: panel.model.rowCount() == 4)
-        panel.table.horizontalHeader().setSortIndicator(1, Qt.SortOrder.AscendingOrder)
-        cities = [panel.model.index(r, 1).data() for r in range(4)]
+        city = [f.name for f in panel.model.columns].index("city")
+        panel.table.horizontalHeader().setSortIndicator(city, Qt.SortOrder.AscendingOrder)
+        cities = [panel.model.index(r, city).data() for r in range(4)]
         assert cities == ["Arlington", "Cleveland", "Paris", "Wilmslow"]
         panel.table.selectRow(2)
         qtbot.keyClick(panel.table, Qt.Key.Key_Return)
@@ -381,5 +386,31 @@ def test_undo_touches_only_this_reps_edits(
             await eventually(lambda: bob.line("city").text() == "Paris")
             assert alice.line("zip").text() == "69001"
             assert bob.core.customer(cid).fields["zip"] == "69001"
+
+    ui_loop.run(body())
+
+
+def test_editing_chip_keeps_the_form_still_and_notes_caret_goes_when_they_leave(
+        ui_loop: UiLoop, server: ServerHandle, tmp_path: Path, qtbot: QtBot) -> None:
+    """"bob is editing" moves no field of alice's form; bob's caret in the notes shows his
+    name, then only the caret, and goes when he leaves the customer."""
+    async def body() -> None:
+        async with _two_reps(server, tmp_path, qtbot) as (alice, bob, _cid):
+            before = {n: f.mapTo(alice.view, f.rect().topLeft()) for n, f in
+                      alice.view.fields.items()}
+            _focus(bob, bob.line("city"))
+            await eventually(lambda: alice.view.editing_note("city") == "bob is editing")
+            after = {n: f.mapTo(alice.view, f.rect().topLeft()) for n, f in
+                     alice.view.fields.items()}
+            assert after == before
+
+            _focus(bob, bob.view.notes)
+            await eventually(lambda: [n for n, _i in
+                                      alice.view.notes.remote_carets().values()] == ["bob"])
+            assert alice.view.notes.caret_tags() == ["bob"]
+            await eventually(lambda: alice.view.notes.caret_tags() == [], timeout=6)
+            assert alice.view.notes.remote_carets()
+            bob.view.leave()
+            await eventually(lambda: alice.view.notes.remote_carets() == {})
 
     ui_loop.run(body())

@@ -4,69 +4,22 @@ conflicts dock, About, and the saved window layout."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import pytest
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QApplication
 
-from app.core import ClientCore
 from tests.integration.conftest import DEFAULT_PASSWORD, ServerHandle, scaled
 from tests.integration.wire import eventually
 from ui.activity import OFFLINE_GROUP, ActivityDock
 from ui.bridge import CoreBridge
 from ui.conflicts_panel import ConflictsDock
 from ui.main_window import MainWindow
-from ui.signin import OFFLINE_NOTICE, Outcome, SignInDialog, sign_in
+from ui.signin import OFFLINE_NOTICE, Outcome, SignInDialog
 
 from .conftest import UiLoop
-
-#: Quick reconnects, so a restarted server is found within a second or two.
-FAST = {"backoff_initial": 0.1, "backoff_max": 1.0}
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> QSettings:
-    """Window settings in a temp file, never the rep's own."""
-    return QSettings(str(tmp_path / "window.ini"), QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def keep_running(qapp: QApplication) -> Iterator[None]:
-    """Closing a shown window must not quit the app (and stop the loop) mid-test; the
-    desktop app sets the same."""
-    before = qapp.quitOnLastWindowClosed()
-    qapp.setQuitOnLastWindowClosed(False)
-    yield
-    qapp.setQuitOnLastWindowClosed(before)
-
-
-@asynccontextmanager
-async def signed_in(server: ServerHandle, folder: Path, user: str) -> AsyncIterator[ClientCore]:
-    """A core signed in as ``user`` (created on the server), connected; closed at the end."""
-    server.add_user(user)
-    core = ClientCore.open(folder / user)
-    try:
-        await sign_in(core, server.http_url, user, DEFAULT_PASSWORD, remember=False)
-        await core.connect(**FAST)
-        yield core
-    finally:
-        await core.close()
-
-
-async def shared_customer(a: ClientCore, b: ClientCore, name: str = "John Smith") -> str:
-    """A customer created by ``a`` and held (synced) by both."""
-    cid = await a.create_customer({"name": name, "city": "Boston"})
-    await a.sync(scaled(20))
-    # b learns of it from the live directory feed, which may trail b's own "in sync".
-    await eventually(lambda: cid in {row.customer_id for row in b.search(name)})
-    await b.open_customer(cid)
-    await b.sync(scaled(20))
-    return cid
+from .helpers import FAST, main_window, shared_customer, signed_in
 
 
 def test_status_goes_offline_and_back_online_with_the_outbox(
@@ -77,9 +30,7 @@ def test_status_goes_offline_and_back_online_with_the_outbox(
 
     async def body() -> None:
         async with signed_in(server, tmp_path, "alex") as core:
-            bridge = CoreBridge(core)
-            window = MainWindow(core, bridge, settings=settings)
-            qtbot.addWidget(window)
+            window, bridge = main_window(core, settings, qtbot, show=False)
             await window.start()
             indicator = window.indicator
             cid = await core.create_customer({"name": "Ada Lovelace"})
@@ -182,9 +133,7 @@ def test_about_shows_the_installed_version(
 
     async def body() -> None:
         async with signed_in(server, tmp_path, "alex") as core:
-            bridge = CoreBridge(core)
-            window = MainWindow(core, bridge, settings=settings)
-            qtbot.addWidget(window)
+            window, bridge = main_window(core, settings, qtbot, show=False)
             window.about_action.trigger()
             await eventually(lambda: window.about_box is not None
                              and window.about_box.isVisible())
@@ -209,10 +158,10 @@ def test_window_layout_round_trips_through_qsettings(
             first = MainWindow(core, bridge, settings=settings)
             qtbot.addWidget(first)
             first.show()
-            first.resize(720, 520)
+            first.resize(760, 560)
             first.splitter.setSizes([250, 300])
             first.conflicts.hide()
-            await eventually(lambda: first.size().width() == 720)
+            await eventually(lambda: (first.width(), first.height()) == (760, 560))
             sizes = first.splitter.sizes()
             first.close()
 
@@ -220,7 +169,7 @@ def test_window_layout_round_trips_through_qsettings(
             qtbot.addWidget(second)
             second.show()
             await eventually(second.isVisible)
-            assert (second.width(), second.height()) == (720, 520)
+            assert (second.width(), second.height()) == (760, 560)
             assert second.splitter.sizes() == sizes
             assert not second.conflicts.isVisible()
             assert second.activity.isVisible()
@@ -269,9 +218,7 @@ def test_edit_undo_takes_back_only_my_last_change_on_the_open_customer(
 
     async def body() -> None:
         async with signed_in(server, tmp_path, "alex") as core:
-            bridge = CoreBridge(core)
-            window = MainWindow(core, bridge, settings=settings)
-            qtbot.addWidget(window)
+            window, bridge = main_window(core, settings, qtbot, show=False)
             cid = await core.create_customer({"name": "Ada Lovelace", "city": "Boston"})
             window.show_customer(cid)
             await eventually(lambda: window.customer_view.current_customer() == cid)
@@ -295,8 +242,7 @@ def test_work_offline_queues_edits_and_going_online_sends_them(
 
     async def body() -> None:
         async with signed_in(server, tmp_path, "alex") as core:
-            window = MainWindow(core, CoreBridge(core), settings=settings)
-            qtbot.addWidget(window)
+            window, _bridge = main_window(core, settings, qtbot, show=False)
             await window.start()
             cid = await core.create_customer({"name": "Grace Hopper"})
             await core.sync(scaled(20))

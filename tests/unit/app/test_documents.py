@@ -10,7 +10,7 @@ import pytest
 
 from app.documents import DocumentSet
 from app.events import ConflictRecorded, DocumentChanged, EventBus, Origin
-from app.replica import Replica
+from app.replica import Replica, ReplicaError
 from sync.protocol import document
 from sync.protocol.errors import InvalidFieldValue
 from sync.protocol.messages import customer_doc_id
@@ -160,3 +160,46 @@ def test_undo_with_nothing_to_undo_changes_nothing(tmp_path: Path) -> None:
     """Undo on a customer this rep never edited queues nothing."""
     a = Peer(tmp_path, "alex")
     assert a.docs.undo(CID) is None and a.replica.outbox() == []
+
+
+def fill_up(replica: Replica) -> None:
+    """Make the replica's file full: no page may be added (a real SQLITE_FULL)."""
+    conn = replica._conn()
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def test_change_events_carry_new_values(peers: tuple[Peer, Peer]) -> None:
+    """DocumentChanged carries the new values of the changed fields, local and remote."""
+    a, b = peers
+    b.receive(a.set(city="Paris", zip="75001"), "alex")
+    local = [e for e in a.events if isinstance(e, DocumentChanged)][-1]
+    remote = [e for e in b.events if isinstance(e, DocumentChanged)][-1]
+    for event in (local, remote):
+        assert event.values == {"city": "Paris", "zip": "75001"}
+        assert event.deleted is False
+
+
+def test_remote_update_into_full_replica_fails_and_applies_later(
+    peers: tuple[Peer, Peer],
+) -> None:
+    """A full replica refuses a remote update with ReplicaError; memory does not keep it,
+    and applying it again once there is room stores it and reports the change."""
+    a, b = peers
+    update = a.set(city="Paris")
+    big = a.docs.edit(CID, lambda d: document.insert_notes(d, 0, "n" * 100_000))
+    assert big is not None
+    fill_up(b.replica)
+    with pytest.raises(ReplicaError, match="full"):
+        b.receive(big.update, "alex")
+    assert "n" not in document.read_notes(b.docs.doc(CID))  # reloaded from the file
+    b.replica._conn().execute("PRAGMA max_page_count = 1073741823")
+    b.receive(update, "alex")
+    b.receive(big.update, "alex")
+    assert document.read_notes(b.docs.doc(CID)).startswith("nnn")
+    reopened = Replica.open(b.replica.path)
+    state = reopened.load_document(DOC)
+    reopened.close()
+    assert state is not None and b"nnnn" in state
+    changed = [e for e in b.events if isinstance(e, DocumentChanged)][-1]
+    assert "notes" in changed.roots

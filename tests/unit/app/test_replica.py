@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from app import replica_schema
 from app.replica import DirectoryRow, Replica, ReplicaError, fts_query
+from app.replica import directory as replica_directory
+from app.replica import schema as replica_schema
 from sync.protocol.messages import DirectoryEntry, Notification, NotificationKind
 
 DOC = "customer:00000000-0000-4000-8000-000000000001"
@@ -34,7 +35,9 @@ def entry(n: int, name: str | None, cursor: int, *, deleted: bool = False,
           email: str | None = None, phone: str | None = None, city: str | None = "Springfield",
           zip_code: str | None = "62701") -> DirectoryEntry:
     """A directory entry for customer ``n``."""
-    return DirectoryEntry(cid(n), name, email, phone, city, "IL", zip_code, 1.0, deleted, cursor)
+    values = {"name": name, "email": email, "phone": phone, "city": city, "state": "IL",
+              "zip": zip_code}
+    return DirectoryEntry(cid(n), values, 1.0, deleted, cursor)
 
 
 def names(rows: list[DirectoryRow]) -> list[str | None]:
@@ -193,7 +196,7 @@ def test_documents_held_and_server_seq(replica: Replica) -> None:
     assert replica.server_seq(DOC2) == 0
     assert replica.server_seq("customer:missing") == 0
     assert replica.held_documents() == [DOC]
-    assert replica.document_ids() == [DOC, DOC2]
+    assert replica.has_document(DOC2) and not replica.has_document("customer:missing")
     assert replica.set_held(DOC, False)
     assert not replica.set_held("customer:missing", True)
     assert replica.held_documents() == []
@@ -372,7 +375,7 @@ def test_full_name_group_is_refused_cleanly_and_freed_slots_are_reused(
     replica: Replica, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With 2 slots per group a third similar name fails atomically; a rename frees one."""
-    monkeypatch.setattr(replica_schema, "SLOT_BITS", 1)
+    monkeypatch.setattr(replica_directory, "SLOT_BITS", 1)
     replica.apply_directory([entry(1, "Annabel B", 1), entry(2, "Annabel A", 2)])
     with pytest.raises(ReplicaError, match="Annabel C"):
         replica.apply_directory([entry(4, "Zoe", 3), entry(3, "Annabel C", 4)])
@@ -401,7 +404,7 @@ def test_notifications_dedupe_newest_first_and_read(replica: Replica) -> None:
     assert [n.offline for n in stored] == [True, False, False]
     assert stored[0].kind is NotificationKind.COMMENTED
     assert stored[0].fields == ("city", "zip") and stored[0].doc_id == DOC
-    assert replica.unread_count() == 3
+    assert len(replica.notifications(unread_only=True)) == 3
     replica.mark_read([1, 3])
     assert [n.seq for n in replica.notifications(unread_only=True)] == [2]
     assert [n.seq for n in replica.notifications(limit=1)] == [3]
@@ -454,3 +457,31 @@ def test_cache_transaction_inside_a_transaction_joins_it(replica: Replica) -> No
     with replica.transaction(), replica.cache_transaction():
         replica.set_setting("inner", "y")
     assert replica.get_setting("inner") == "y"
+
+
+# --- phone numbers by their digits ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", ["8234973210", "(823) 497-3210", "497-3210", "4973210",
+                                   "823.497", "ada 3210"])
+def test_phone_is_found_by_its_digits_whatever_the_punctuation(
+    replica: Replica, query: str
+) -> None:
+    """A phone stored as "823.497.3210" or "8234973210" is found by any tail of its digits,
+    typed with any punctuation (alone or with a name word)."""
+    replica.apply_directory([entry(1, "Ada Byron", 1, phone="823.497.3210"),
+                             entry(2, "Ada Stored", 2, phone="8234973210"),
+                             entry(3, "Ada Other", 3, phone="555-0100")])
+    assert sorted(names(replica.search(query))) == ["Ada Byron", "Ada Stored"]
+    assert replica.count(query) == 2
+    assert sorted(names(replica.search(query, order_by="phone"))) == ["Ada Byron", "Ada Stored"]
+
+
+def test_digits_follow_renames_and_local_edits(replica: Replica) -> None:
+    """The digits index follows a row whose sort key moved and a local phone change."""
+    replica.apply_directory([entry(1, "Ada Byron", 1, phone="823 497 3210")])
+    replica.apply_directory([entry(1, "Zed Byron", 2, phone="823 497 3210")])
+    assert names(replica.search("4973210")) == ["Zed Byron"]
+    replica.upsert_local_directory(cid(1), {"phone": "+44 20 7946 0958"}, False)
+    assert names(replica.search("4973210")) == []
+    assert names(replica.search("79460958")) == ["Zed Byron"]

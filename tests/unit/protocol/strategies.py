@@ -12,6 +12,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from sync.protocol import schema
 from sync.protocol.errors import ErrorCode
 from sync.protocol.messages import (
     DIRECTORY_FEED,
@@ -87,7 +88,9 @@ notifications = st.builds(
 directory_entries = st.builds(
     DirectoryEntry,
     uuids,
-    *(st.none() | st.text(max_size=40) for _ in range(6)),
+    st.builds(lambda values: dict(zip(
+        [f.name for f in schema.directory_fields()], values, strict=True
+    )), st.tuples(*(st.none() | st.text(max_size=40) for _ in schema.directory_fields()))),
     updated_at=finite,
     deleted=st.booleans(),
     cursor=seqs,

@@ -24,6 +24,7 @@ from sync.protocol.connection import (
 )
 from sync.protocol.errors import CloseCode, ErrorCode, LocalProtocolError
 from sync.protocol.messages import (
+    PROTOCOL_VERSION,
     Ack,
     Authenticate,
     Error,
@@ -51,7 +52,7 @@ SESSION = "session-0001"
 Event = Message | ProtocolFailure
 
 
-def welcome(version: int = 1, resumed: bool = False) -> Welcome:
+def welcome(version: int = PROTOCOL_VERSION, resumed: bool = False) -> Welcome:
     """A Welcome as a server driver would build it."""
     return Welcome(
         version=version, session_id=SESSION, user="alice", role="rep", customer_id=None,
@@ -97,7 +98,7 @@ def sent(protocol: ServerProtocol | ClientProtocol) -> list[Message]:
 def authenticating_server(**options: Any) -> ServerProtocol:
     """A server that has received a valid Authenticate and awaits accept()/reject()."""
     server = ServerProtocol(**options)
-    server.receive_data(encode(Authenticate((1,), "token", SESSION)))
+    server.receive_data(encode(Authenticate((PROTOCOL_VERSION,), "token", SESSION)))
     [event] = server.events_received()
     assert isinstance(event, Authenticate)
     return server
@@ -140,9 +141,9 @@ def test_happy_path_handshake_opens_both_sides() -> None:
     pair.client.start("tok-123", SESSION, client="liveedit/0.1")
     assert pair.client.state is State.AUTHENTICATING
     [auth] = pair.to_server()
-    assert auth == Authenticate((1,), "tok-123", SESSION, "liveedit/0.1")
+    assert auth == Authenticate((PROTOCOL_VERSION,), "tok-123", SESSION, "liveedit/0.1")
     assert pair.server.state is State.AUTHENTICATING
-    assert pair.server.version == 1
+    assert pair.server.version == PROTOCOL_VERSION
     pair.server.accept(welcome())
     assert pair.to_client() == [welcome()]
     assert (pair.client.state, pair.server.state) == (State.OPEN, State.OPEN)
@@ -167,7 +168,7 @@ def test_events_and_frames_are_drained_once() -> None:
     pair.client.start("t", SESSION)
     assert len(pair.client.data_to_send()) == 1
     assert pair.client.data_to_send() == []
-    pair.server.receive_data(encode(Authenticate((1,), "t", SESSION)))
+    pair.server.receive_data(encode(Authenticate((PROTOCOL_VERSION,), "t", SESSION)))
     assert len(pair.server.events_received()) == 1
     assert pair.server.events_received() == []
 
@@ -185,9 +186,9 @@ def test_message_before_authenticate_is_refused(first: Message) -> None:
 
 
 def test_unsupported_version_is_refused() -> None:
-    """Authenticate offering no version the server speaks gets UNSUPPORTED_VERSION/4004."""
+    """Authenticate offering only versions the server does not speak: UNSUPPORTED_VERSION/4004."""
     server = ServerProtocol()
-    server.receive_data(encode(Authenticate((2, 3), "t", SESSION)))
+    server.receive_data(encode(Authenticate((1, 99), "t", SESSION)))
     assert_error_frame(server, ErrorCode.UNSUPPORTED_VERSION)
     assert_failed(server, ErrorCode.UNSUPPORTED_VERSION, CloseCode.UNSUPPORTED_VERSION)
     assert server.version is None
@@ -205,15 +206,15 @@ def test_server_picks_highest_common_version() -> None:
     """Offering versions (1, 2, 7) negotiates 1, the only one this server speaks (§9)."""
     server = ServerProtocol()
     server.receive_data(encode(Authenticate((7, 1, 2), "t", SESSION)))
-    assert server.version == 1
+    assert server.version == PROTOCOL_VERSION
     assert server.state is State.AUTHENTICATING
 
 
 def test_client_refuses_a_version_it_did_not_offer() -> None:
-    """A Welcome naming version 2 closes the client with UNSUPPORTED_VERSION."""
+    """A Welcome naming a version the client did not offer: UNSUPPORTED_VERSION."""
     client = ClientProtocol()
     client.start("t", SESSION)
-    client.receive_data(encode(welcome(version=2)))
+    client.receive_data(encode(welcome(version=PROTOCOL_VERSION + 1)))
     assert_failed(client, ErrorCode.UNSUPPORTED_VERSION, CloseCode.UNSUPPORTED_VERSION)
     assert client.welcome is None
 
@@ -349,7 +350,7 @@ def test_client_garbage_bytes_close_without_sending() -> None:
 def test_oversized_frame_gets_message_too_big() -> None:
     """A frame over max_message_size: MESSAGE_TOO_BIG Error, close code 1009."""
     server = ServerProtocol(max_message_size=1024)
-    server.receive_data(encode(Authenticate((1,), "t" * 1100, SESSION)))
+    server.receive_data(encode(Authenticate((PROTOCOL_VERSION,), "t" * 1100, SESSION)))
     assert_error_frame(server, ErrorCode.MESSAGE_TOO_BIG)
     assert_failed(server, ErrorCode.MESSAGE_TOO_BIG, CloseCode.MESSAGE_TOO_BIG)
 
@@ -419,7 +420,7 @@ def test_client_local_misuse_raises() -> None:
     with pytest.raises(LocalProtocolError):
         client.send(Ack(DOC, 1, 1))
     with pytest.raises(LocalProtocolError):
-        client.send(Authenticate((1,), "t", SESSION))
+        client.send(Authenticate((PROTOCOL_VERSION,), "t", SESSION))
     client.close()
     with pytest.raises(LocalProtocolError):
         client.send(Heartbeat(1))
@@ -434,11 +435,11 @@ def test_server_local_misuse_raises() -> None:
         server.reject(ErrorCode.AUTH_FAILED, "no", CloseCode.AUTH_FAILED)
     with pytest.raises(LocalProtocolError):
         server.send(Subscribed((DOC,)))
-    server.receive_data(encode(Authenticate((1,), "t", SESSION)))
+    server.receive_data(encode(Authenticate((PROTOCOL_VERSION,), "t", SESSION)))
     with pytest.raises(LocalProtocolError):
         server.send(Subscribed((DOC,)))
     with pytest.raises(LocalProtocolError):
-        server.accept(welcome(version=2))
+        server.accept(welcome(version=PROTOCOL_VERSION + 1))
     server.accept(welcome())
     with pytest.raises(LocalProtocolError):
         server.accept(welcome())
@@ -457,3 +458,20 @@ def test_direction_sets_cover_every_kind() -> None:
     handshake = {MessageKind.AUTHENTICATE, MessageKind.WELCOME}
     sendable = {cls.KIND for cls in CLIENT_SENDS | SERVER_SENDS}
     assert sendable | handshake == set(MessageKind)
+
+
+def test_server_send_encoded_checks_state_and_direction_like_send() -> None:
+    """A fan-out frame (encoded once) is queued as is when OPEN; a client's kind or a
+    frame before OPEN is our bug: LocalProtocolError."""
+    frame = encode(RemoteUpdate(DOC, 7, b"u", "bob", 1.0))
+    server = authenticating_server()
+    with pytest.raises(LocalProtocolError):
+        server.send_encoded(frame)
+    server.accept(welcome())
+    server.data_to_send()
+    server.send_encoded(frame)
+    assert server.data_to_send() == [frame]
+    for bad in (encode(Update(DOC, 1, b"u")), b"", b"\x01\x02"):
+        with pytest.raises(LocalProtocolError):
+            server.send_encoded(bad)
+    assert server.data_to_send() == []

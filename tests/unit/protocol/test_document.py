@@ -7,10 +7,8 @@ from typing import Any
 import pytest
 from pycrdt import Doc
 
-from sync.protocol import document
+from sync.protocol import document, schema
 from sync.protocol.document import (
-    ADDRESS_FIELDS,
-    FIELDS,
     MAX_COMMENT_LENGTH,
     add_comment,
     add_task,
@@ -29,6 +27,9 @@ from sync.protocol.document import (
     validate_field,
 )
 from sync.protocol.errors import InvalidFieldValue
+
+FIELDS = schema.field_names()
+ADDRESS_FIELDS = tuple(f.name for f in schema.address_fields())
 
 CUSTOMER = "0b7e4c1a-3f5d-4e2a-9c8b-1d2e3f4a5b6c"
 SEED: dict[str, Any] = {
@@ -125,7 +126,7 @@ def test_wrong_types_are_rejected(value: Any) -> None:
 
 
 def test_unknown_field_is_rejected() -> None:
-    """A field not in FIELDS is rejected with a message listing the known fields."""
+    """A field not in the table is rejected with a message listing the known fields."""
     with pytest.raises(InvalidFieldValue, match="unknown field") as info:
         validate_field("nickname", "Sammy")
     assert info.value.field == "nickname"
@@ -440,3 +441,34 @@ def test_notes_edits_use_character_positions_in_non_ascii_text() -> None:
     assert document.read_notes(doc) == "José!  ok?"
     document.replace_notes(doc, "ñandú")
     assert document.read_notes(doc) == "ñandú"
+
+
+def test_a_field_added_to_the_table_reaches_the_document_functions() -> None:
+    """schema.extended: read_fields, to_json, fields_from_json and validation see the row."""
+    extra = schema.Field("phone2", "Phone 2", schema.text_rule(40), "Contact")
+    with schema.extended(extra):
+        doc = new_document()
+        assert fields_from_json({"phone2": " 555 "}, partial=True) == {"phone2": "555"}
+        apply_merge_patch(doc, {"phone2": "555-0199"})
+        assert read_fields(doc)["phone2"] == "555-0199"
+        assert to_json(CUSTOMER, doc)["phone2"] == "555-0199"
+        assert fields_from_json({}, partial=False)["phone2"] is None
+    with pytest.raises(InvalidFieldValue):
+        validate_field("phone2", "x")
+
+
+def test_repair_fields_undoes_what_the_writer_role_may_not_write() -> None:
+    """A customer's change of tier is undone; its change of city is kept."""
+    doc = new_document()
+    set_fields(doc, {"tier": "basic", "city": "Oslo"})
+    tracker = document.ChangeTracker(doc)
+    with tracker.tracking():
+        roots(doc).fields["tier"] = "premium"
+        roots(doc).fields["city"] = "Bergen"
+        repaired = document.repair_fields(doc, tracker.fields, writer=schema.Role.CUSTOMER)
+    tracker.close()
+    assert set(repaired) == {"tier"}
+    assert read_fields(doc)["tier"] == "basic"
+    assert read_fields(doc)["city"] == "Bergen"
+    assert document.forbidden_fields(["tier", "city", "name"], "customer") == ("name", "tier")
+    assert document.forbidden_fields(["tier"], None) == ()

@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.protocol import messages
+from sync.protocol import messages, schema
 from sync.protocol.errors import ErrorCode, MalformedMessage
 from sync.protocol.messages import (
     DIRECTORY_FEED,
     MAX_MESSAGE_SIZE,
+    PROTOCOL_VERSION,
     Authenticate,
     DirectoryChanges,
     DirectoryEntry,
@@ -109,13 +110,13 @@ def test_doc_id_helpers() -> None:
 @pytest.mark.parametrize(
     ("build", "limit"),
     [
-        (lambda n: Authenticate((1,), "t" * n, "session1"), 8192),
-        (lambda n: Authenticate((1,), "t", "s" * n), 64),
+        (lambda n: Authenticate((PROTOCOL_VERSION,), "t" * n, "session1"), 8192),
+        (lambda n: Authenticate((PROTOCOL_VERSION,), "t", "s" * n), 64),
         (lambda n: Error(ErrorCode.BAD_MESSAGE, "m" * n), 1000),
         (lambda n: Presence(DOC, {"k" * n: 1}), 64),
         (lambda n: Presence(DOC, {"k": "v" * n}), 256),
         (lambda n: Presence(DOC, {str(i): i for i in range(n)}), 16),
-        (lambda n: Authenticate((1,) * n, "t", "session1"), 16),
+        (lambda n: Authenticate((PROTOCOL_VERSION,) * n, "t", "session1"), 16),
     ],
     ids=["token", "session_id", "error_text", "presence_key", "presence_text", "presence_keys",
          "versions"],
@@ -360,11 +361,30 @@ def test_nested_records_are_checked() -> None:
     good = [1, DOC, "updated", "alice", 0.0, ["name"], None]
     assert isinstance(decode(pack([MessageKind.NOTIFICATIONS, [good], 1, False])), Notifications)
     assert_malformed(pack([MessageKind.NOTIFICATIONS, [[*good[:2], "nope", *good[3:]]], 1, False]))
-    entry = [UUID, None, None, None, None, None, None, 0.0, False, 1]
+    entry = [UUID, {"name": "Ada"}, 0.0, False, 1]
+    columns = {f.name: None for f in schema.directory_fields()} | {"name": "Ada"}
     assert decode(pack([MessageKind.DIRECTORY_CHANGES, [entry], 1, False])) == DirectoryChanges(
-        (DirectoryEntry(UUID, None, None, None, None, None, None, 0.0, False, 1),), 1, False
+        (DirectoryEntry(UUID, columns, 0.0, False, 1),), 1, False
     )
     assert_malformed(pack([MessageKind.DIRECTORY_CHANGES, [[DOC, *entry[1:]]], 1, False]))
+    assert_malformed(pack([MessageKind.DIRECTORY_CHANGES, [[UUID, {"name": 5}, 0.0, False, 1]],
+                           1, False]))
+
+
+def test_directory_entry_columns_follow_the_receivers_table() -> None:
+    """A column the receiver's table lacks is ignored; one the sender lacks is null (§4)."""
+    sent = [UUID, {"name": "Ada", "phone2": "555", "city": "Paris"}, 0.0, False, 1]
+    decoded = decode(pack([MessageKind.DIRECTORY_CHANGES, [sent], 1, False]))
+    assert isinstance(decoded, DirectoryChanges)
+    entry = decoded.entries[0]
+    assert list(entry.fields) == [f.name for f in schema.directory_fields()]
+    assert entry.value("name") == "Ada" and entry.value("city") == "Paris"
+    assert entry.value("email") is None and "phone2" not in entry.fields
+    with schema.extended(schema.Field("phone2", "Phone 2", schema.text_rule(40), "Contact",
+                                      directory=True)):
+        decoded = decode(pack([MessageKind.DIRECTORY_CHANGES, [sent], 1, False]))
+        assert isinstance(decoded, DirectoryChanges)
+        assert decoded.entries[0].value("phone2") == "555"
 
 
 def test_int_in_float_field_decodes_as_float() -> None:
@@ -379,6 +399,6 @@ def test_int_in_float_field_decodes_as_float() -> None:
 
 def test_defaults_round_trip() -> None:
     """Optional fields left at their defaults are encoded and come back equal."""
-    for message in (Error(ErrorCode.FORBIDDEN, "no"), Authenticate((1,), "t", "session1"),
-                    Heartbeat(0)):
+    for message in (Error(ErrorCode.FORBIDDEN, "no"),
+                    Authenticate((PROTOCOL_VERSION,), "t", "session1"), Heartbeat(0)):
         assert decode(encode(message)) == message

@@ -456,7 +456,7 @@ def test_refresh_replay_after_the_grace_window_revokes_the_family(
 ) -> None:
     """Presenting a rotated token again after the grace window is a theft, even if its
     successor was never used."""
-    from sync.server.auth import REFRESH_REUSE_GRACE
+    from sync.server.tokens import REFRESH_REUSE_GRACE
 
     first = auth.login("alice", PASSWORD)
     second = auth.refresh(first.refresh_token)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
 import uuid
 from pathlib import Path
 
@@ -12,8 +10,6 @@ import pytest
 from sync.protocol.document import TIERS, fields_from_json
 from sync.server.auth import AuthService, Role
 from sync.server.demo_data import DEMO_REPS, generate_customers
-
-TIMEOUT_SCALE = float(os.environ.get("LIVEEDIT_TIMEOUT_SCALE", "1"))
 
 
 @pytest.fixture(scope="module")
@@ -70,13 +66,6 @@ def test_small_and_invalid_counts() -> None:
     assert generate_customers(0) == []
     with pytest.raises(ValueError, match="-1"):
         generate_customers(-1)
-
-
-def test_two_thousand_customers_are_fast() -> None:
-    """2,000 customers are generated in well under 2 seconds."""
-    started = time.perf_counter()
-    generate_customers(2000, seed=1)
-    assert time.perf_counter() - started < 2.0 * TIMEOUT_SCALE
 
 
 def test_demo_reps_are_valid_accounts(tmp_path: Path) -> None:

@@ -14,8 +14,9 @@ DOC = "customer:00000000-0000-4000-8000-000000000001"
 def row(customer_id: str, name: str, cursor: int, deleted: bool = False) -> DirectoryRow:
     """A directory row with a name."""
     email = f"{name.split(maxsplit=1)[0].lower()}@example.com"
-    return DirectoryRow(customer_id, name, email, "555-0100", None, None, "Springfield", "IL",
-                        "62701", "basic", 1.0, deleted, cursor)
+    values = {"name": name, "email": email, "phone": "555-0100", "city": "Springfield",
+              "state": "IL", "zip": "62701", "tier": "basic"}
+    return DirectoryRow.of(customer_id, values, updated_at=1.0, deleted=deleted, cursor=cursor)
 
 
 async def test_commits_are_durable_and_sequence_continues_after_reopen(tmp_path: Path) -> None:
@@ -60,8 +61,8 @@ async def test_directory_feed_and_search(tmp_path: Path) -> None:
     await store.submit(Commit(directory=row("c", "Cy Lovelace", 4, deleted=True)))
     assert [r.customer_id for r in store.directory_since(0, 10)] == ["b", "a", "c"]
     assert [r.customer_id for r in store.directory_since(2, 10)] == ["a", "c"]
-    assert [r.name for r in store.search("love", 10)] == ["Bob Lovelock"]
-    assert [r.name for r in store.search("ada by", 10)] == ["Ada Byron"]
+    assert [r.fields["name"] for r in store.search("love", 10)] == ["Bob Lovelock"]
+    assert [r.fields["name"] for r in store.search("ada by", 10)] == ["Ada Byron"]
     assert store.search("'; DROP TABLE directory; --", 10) == []
     store.close()
 

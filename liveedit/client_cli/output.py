@@ -1,7 +1,7 @@
 """What ``liveedit client`` prints: the text and JSON shapes of its command output.
 
 Pure functions from the core's records to a line, a block of text (the customer card) or
-a JSON-ready value; :mod:`app.cli` decides when to print them and where. Nothing here
+a JSON-ready value; :mod:`liveedit.client_cli` decides when to print them and where. Nothing here
 prints, reads the replica or talks to the server. Times are shown in the local time zone;
 JSON keeps them as unix seconds.
 """
@@ -12,9 +12,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from .core import CustomerView, Version
-from .notifications import describe
-from .replica import Conflict, DirectoryRow, OutboxEntry
+from app.core import CustomerView, Version
+from app.notifications import describe, field_label
+from app.replica import Conflict, DirectoryRow, OutboxEntry
+from sync.protocol import schema
 
 __all__ = [
     "age",
@@ -45,17 +46,14 @@ def dumps(data: Any) -> str:
 
 
 def card(view: CustomerView) -> str:
-    """The ``show`` card: name, contact fields, address, then notes, tasks, comments."""
-    f = view.fields
-    lines = [f"{f['name'] or '(no name)'}{'  [deleted]' if view.deleted else ''}",
-             f"  id       {view.id}"]
-    for name in ("email", "phone", "tier"):
-        if f[name]:
-            lines.append(f"  {name:<8} {f[name]}")
-    place = " ".join(p for p in (f["state"], f["zip"]) if p)
-    address = [f["street1"], f["street2"], ", ".join(p for p in (f["city"], place) if p)]
-    for i, line in enumerate(a for a in address if a):
-        lines.append(f"  {'address' if i == 0 else '':<8} {line}")
+    """The ``show`` card: the name, then every other field of the field table that has a
+    value (its label, in table order), then notes, tasks, comments."""
+    rows = [f for f in schema.fields() if f.name != "name"]
+    width = max([len("Id"), *(len(f.label) for f in rows)])
+    lines = [f"{view.fields.get('name') or '(no name)'}{'  [deleted]' if view.deleted else ''}",
+             f"  {'Id':<{width}}  {view.id}"]
+    lines += [f"  {f.label:<{width}}  {view.fields[f.name]}" for f in rows
+              if view.fields.get(f.name)]
     if view.notes:
         lines += ["", "Notes:", *(f"  {line}" for line in view.notes.splitlines())]
     if view.tasks:
@@ -68,17 +66,19 @@ def card(view: CustomerView) -> str:
 
 
 def search_json(r: DirectoryRow) -> dict[str, Any]:
-    """One ``search`` result as JSON."""
-    return {"id": r.customer_id, "name": r.name, "email": r.email, "phone": r.phone,
-            "city": r.city, "state": r.state, "zip": r.zip,
-            "deleted": bool(r.deleted), "updated_at": r.updated_at}
+    """One ``search`` result as JSON: id, every directory column, deleted, updated_at."""
+    return {"id": r.customer_id, **r.values, "deleted": bool(r.deleted),
+            "updated_at": r.updated_at}
 
 
 def search_line(r: DirectoryRow) -> str:
-    """One ``search`` result as a line: id, name, email, place."""
-    place = ", ".join(p for p in (r.city, r.state) if p)
+    """One ``search`` result as a line: id, then the directory columns that have a value
+    (table order), two spaces apart."""
+    values = [r.values.get(f.name) or "" for f in schema.directory_fields()
+              if f.name != "name"]
     extra = "  [deleted]" if r.deleted else ""
-    return f"{r.customer_id}  {r.name or '(no name)'}  {r.email or ''}  {place}{extra}"
+    shown = "  ".join(v for v in values if v)
+    return f"{r.customer_id}  {r.name or '(no name)'}  {shown}{extra}".rstrip()
 
 
 # -- the outbox and conflicts --------------------------------------------------------------
@@ -99,8 +99,9 @@ def outbox_json(e: OutboxEntry, now: float) -> dict[str, Any]:
 
 def outbox_line(e: OutboxEntry, now: float) -> str:
     """One outbox entry as a line: ref, customer, summary, age at ``now``."""
+    sent = f", sent {e.attempts} time(s)" if e.attempts else ""
     return (f"{e.ref:>6}  {customer_of(e.doc_id)}  {e.summary}  "
-            f"({age(now - e.created_at)} ago)")
+            f"({age(now - e.created_at)} ago{sent})")
 
 
 def conflict_json(c: Conflict) -> dict[str, Any]:
@@ -140,7 +141,7 @@ def history_json(v: Version) -> dict[str, Any]:
 
 def history_line(v: Version) -> str:
     """One version of a customer's history as a line: seq, time, author, changed fields."""
-    return f"{v.seq:>8}  {when(v.time)}  {v.author}  {', '.join(v.changes)}"
+    return f"{v.seq:>8}  {when(v.time)}  {v.author}  {', '.join(field_label(c) for c in v.changes)}"
 
 
 # -- values --------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Each function turns one argument's text into its value, or raises
 ``argparse.ArgumentTypeError`` with a message saying what a valid value looks like;
 argparse then reports it as a usage error (exit 2). Which arguments each command takes
-is :mod:`app.cli`'s job.
+is :mod:`liveedit.client_cli`'s job.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import uuid
 
-from sync.protocol import document
+from sync.protocol import schema
 
 __all__ = [
     "assignment",
@@ -33,10 +33,10 @@ def customer_id(text: str) -> str:
 
 
 def field_name(text: str) -> str:
-    """The name of a customer field (see ``sync.protocol.document.FIELDS``)."""
-    if text not in document.FIELDS:
+    """The name of a customer field (a row of ``sync.protocol.schema``)."""
+    if text not in schema.field_names():
         raise argparse.ArgumentTypeError(
-            f"unknown field {text!r}; fields: {', '.join(document.FIELDS)}")
+            f"unknown field {text!r}; fields: {', '.join(schema.field_names())}")
     return text
 
 

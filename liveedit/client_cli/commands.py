@@ -18,8 +18,8 @@ Commands (each takes ``--data-dir DIR``, default the user's Live Edit profile, a
     notifications [--limit N]
 
 Field values: ``FIELD=VALUE`` sets the field to the text VALUE and ``FIELD=`` to the empty
-text; ``--null FIELD`` sets it to null (no value). Fields: name, email, phone, street1,
-street2, city, state, zip, tier.
+text; ``--null FIELD`` sets it to null (no value). Fields: the rows of the field table
+(:mod:`sync.protocol.schema`), listed by ``--help``.
 
 Work is local-first, as in the app: ``set``, ``notes``, ``create``, ``resolve`` and
 ``revert`` write the replica and queue the change in the outbox, whether or not the server
@@ -32,8 +32,10 @@ Exit codes: 0 success; 1 the operation failed (unknown customer, no permission, 
 password, not signed in, server unreachable, not in sync); 2 usage: a bad command line, an
 unknown field or an invalid value. Every error is one line on stderr,
 ``liveedit client: error: <message>``, and a failed command changes nothing; no traceback
-for anything the user can fix. This is the only module of ``app`` that prints; the text and
-JSON shapes of what it prints come from :mod:`app.cli_format`.
+for anything the user can fix. It is a face, like the desktop app, on the client core (``app``),
+next to the dispatcher. This module runs the commands; their grammar (arguments, help) is
+:mod:`liveedit.client_cli.grammar`, the text and JSON shapes of what it prints come from
+:mod:`liveedit.client_cli.output`, its arguments' types from :mod:`liveedit.client_cli.args`.
 """
 
 from __future__ import annotations
@@ -47,61 +49,43 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import httpx
-from platformdirs import user_data_dir
 
-from sync.client.errors import ClientError
-
-from . import cli_args
-from . import cli_format as fmt
-from .core import ClientCore, CustomerView
-from .credentials import CredentialsUnavailable
-from .errors import (
+from app.core import ClientCore, CustomerView
+from app.credentials import CredentialsUnavailable
+from app.errors import (
     CoreError,
     InvalidEdit,
     NotSignedIn,
     ServerUnreachable,
     SyncTimeout,
 )
-from .replica import ReplicaError
+from app.replica import ReplicaError
+from sync.client.errors import ClientError
+
+from . import output as fmt
+from .grammar import PROG, Handler, UsageError, build_parser, default_data_dir
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
 
-PROG = "liveedit client"
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-DEFAULT_TIMEOUT = 30.0
 NO_KEYRING_WARNING = "no OS keyring: your sign-in is not saved; pass --password-stdin to sync"
 _CLOSE_TIMEOUT = 5.0
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[ClientCore, argparse.Namespace], Awaitable[int]]
-
-
-class UsageError(Exception):
-    """A bad command line or input value (exit 2)."""
-
-
 class CommandFailed(Exception):
     """The operation failed; the message says why and what stays queued (exit 1)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (raised, printed by ``main``)."""
-
-    def error(self, message: str) -> NoReturn:
-        hint = f" (see '{self.prog} --help')"
-        raise UsageError(message + hint)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one ``liveedit client`` command; returns the process exit code."""
     try:
-        args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+        args = build_parser(_HANDLERS).parse_args(sys.argv[1:] if argv is None else argv)
         _setup_logging(args.verbose)
         return _run(args)
     except UsageError as exc:
@@ -151,86 +135,6 @@ def _setup_logging(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-# -- argument parsing ------------------------------------------------------------------
-
-
-def _default_data_dir() -> Path:
-    return Path(user_data_dir("liveedit")) / "profile"
-
-
-def _parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
-    common.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
-                        help=f"the profile folder (default: {_default_data_dir()})")
-    common.add_argument("--json", action="store_true", help="print JSON on stdout")
-    common.add_argument("-v", "--verbose", action="count", default=0,
-                        help="log to stderr (-v info, -vv debug)")
-    parser = _Parser(prog=PROG, description="The headless Live Edit client.",
-                     epilog="FIELD=VALUE sets text (FIELD= the empty text); --null FIELD "
-                            "sets null.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     parser_class=_Parser)
-
-    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
-        sub = cast(argparse.ArgumentParser,
-                   commands.add_parser(name, parents=[common], help=help_text,
-                                       description=help_text))
-        sub.set_defaults(handler=handler)
-        return sub
-
-    login = add("login", _cmd_login, "sign in and make this profile belong to USER")
-    login.add_argument("server_url", metavar="SERVER_URL", type=cli_args.server_url)
-    login.add_argument("user", metavar="USER")
-    _network_options(login)
-    login.add_argument("--no-remember", action="store_true",
-                       help="do not save the sign-in in the OS keyring")
-    _network_options(add("sync", _cmd_sync, "send queued changes, fetch others' changes"))
-    show = add("show", _cmd_show, "show one customer")
-    show.add_argument("customer", type=cli_args.customer_id, metavar="CUSTOMER_ID")
-    search = add("search", _cmd_search, "search the local directory (offline)")
-    search.add_argument("query", metavar="QUERY")
-    search.add_argument("--limit", type=cli_args.positive, default=20, metavar="N")
-    search.add_argument("--offset", type=cli_args.natural, default=0, metavar="N")
-    edit = add("set", _cmd_set, "set fields of a customer (queued until synced)")
-    edit.add_argument("customer", type=cli_args.customer_id, metavar="CUSTOMER_ID")
-    edit.add_argument("values", nargs="*", type=cli_args.assignment, metavar="FIELD=VALUE")
-    edit.add_argument("--null", action="append", default=[], type=cli_args.field_name,
-                      metavar="FIELD", help="set FIELD to null")
-    notes = add("notes", _cmd_notes, "add to a customer's case notes")
-    notes.add_argument("customer", type=cli_args.customer_id, metavar="CUSTOMER_ID")
-    notes.add_argument("--append", required=True, metavar="TEXT")
-    create = add("create", _cmd_create, "create a customer (prints its id)")
-    create.add_argument("values", nargs="+", type=cli_args.assignment, metavar="FIELD=VALUE")
-    add("outbox", _cmd_outbox, "changes waiting to be synced, oldest first")
-    conflicts = add("conflicts", _cmd_conflicts, "open conflicts")
-    conflicts.add_argument("customer", nargs="?", type=cli_args.customer_id, metavar="CUSTOMER_ID")
-    resolve = add("resolve", _cmd_resolve, "settle a conflict on one field")
-    resolve.add_argument("customer", type=cli_args.customer_id, metavar="CUSTOMER_ID")
-    resolve.add_argument("field", type=cli_args.field_name, metavar="FIELD")
-    side = resolve.add_mutually_exclusive_group(required=True)
-    side.add_argument("--mine", action="store_true", help="write my value again")
-    side.add_argument("--theirs", action="store_true", help="keep their value")
-    history = add("history", _cmd_history, "a customer's versions on the server")
-    history.add_argument("customer", type=cli_args.customer_id, metavar="CUSTOMER_ID")
-    history.add_argument("--limit", type=cli_args.positive, default=50, metavar="N")
-    _network_options(history)
-    revert = add("revert", _cmd_revert, "bring back a customer (or a field) as at SEQ")
-    revert.add_argument("customer", type=cli_args.customer_id, metavar="CUSTOMER_ID")
-    revert.add_argument("seq", type=cli_args.positive, metavar="SEQ")
-    revert.add_argument("--field", type=cli_args.field_name, metavar="FIELD")
-    _network_options(revert)
-    notifications = add("notifications", _cmd_notifications, "the activity feed")
-    notifications.add_argument("--limit", type=cli_args.positive, default=50, metavar="N")
-    return parser
-
-
-def _network_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--password-stdin", action="store_true",
-                        help="read the password from the first line of stdin")
-    parser.add_argument("--timeout", type=cli_args.seconds, default=DEFAULT_TIMEOUT, metavar="S",
-                        help=f"give up after S seconds (default {DEFAULT_TIMEOUT:g})")
-
-
 def _values(pairs: Sequence[tuple[str, str]], nulls: Sequence[str] = ()) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, value in [*pairs, *((n, None) for n in nulls)]:
@@ -244,7 +148,7 @@ def _values(pairs: Sequence[tuple[str, str]], nulls: Sequence[str] = ()) -> dict
 
 
 def _run(args: argparse.Namespace) -> int:
-    data_dir: Path = args.data_dir or _default_data_dir()
+    data_dir: Path = args.data_dir or default_data_dir()
     if args.command != "login" and not (data_dir / "replica.db").exists():
         raise NotSignedIn(f"no profile in {data_dir}: run '{PROG} login' first")
     password = _read_password(args)
@@ -387,9 +291,7 @@ def _from_directory(core: ClientCore, view: CustomerView) -> CustomerView:
     row = core.replica.get_directory(view.id)
     if row is None:
         return view
-    fields = dict(view.fields)
-    for name in ("name", "email", "phone", "city", "state", "zip"):
-        fields[name] = getattr(row, name)
+    fields = {**view.fields, **row.values}
     return CustomerView(view.id, fields, bool(row.deleted), view.notes, view.tasks,
                         view.comments)
 
@@ -505,3 +407,12 @@ async def _cmd_revert(core: ClientCore, args: argparse.Namespace) -> int:
              f"the next '{PROG} sync'")
     _report_edit(core, args, before)
     return EXIT_OK
+
+
+#: The handler of each command (the grammar, :mod:`liveedit.client_cli.grammar`, names them).
+_HANDLERS: dict[str, Handler] = {
+    "login": _cmd_login, "sync": _cmd_sync, "show": _cmd_show, "search": _cmd_search,
+    "set": _cmd_set, "notes": _cmd_notes, "create": _cmd_create, "outbox": _cmd_outbox,
+    "conflicts": _cmd_conflicts, "resolve": _cmd_resolve, "history": _cmd_history,
+    "revert": _cmd_revert, "notifications": _cmd_notifications,
+}

@@ -1,0 +1,371 @@
+"""One node among several: what the hub learns from the other nodes, and tells them.
+
+Several nodes serve one Postgres database behind a load balancer (docs/deploy.md). The
+data is in the database; the bus (``bus.py``) carries signals. :class:`ClusterLink` is the
+hub's bus handler and keeps four things in step across nodes:
+
+- **Updates.** On ``UpdatesCommitted`` for a document this node holds, it reads the log
+  rows after the last one it integrated (commit-ordered, so none is skipped), applies them
+  to the room and fans out every one that changed something to the local subscribers,
+  except the writer's session (no echo, docs/protocol.md §5, wherever the writer is). A
+  row this node wrote itself changes nothing when applied again and is not sent twice.
+  After every (re)connect of the bus listener all loaded rooms catch up the same way.
+- **The directory.** Each commit writes the row computed from its node's document. When a
+  node integrates another node's change to a document for which it committed a *later*
+  row, its row may lack that change; it writes the row again from the merged document,
+  under a new cursor (``Commit`` with a directory row and no update), so the projection
+  converges to the merged document and no stale row wins.
+- **Presence.** Local presence changes are published; the other nodes show them to their
+  subscribers. Every node announces its presence again every ``idle_timeout / 3`` seconds
+  and after a resync, and drops another node's presence not announced for
+  ``idle_timeout`` seconds: a dead node's presence disappears within the presence timeout.
+- **Sessions.** A session lives in the shared session table: a client whose node died
+  reconnects (through the load balancer) to another node, which resumes its subscriptions
+  from the table (``Welcome.resumed``) and tells the previous node, if alive, to let go
+  (``SessionMoved``). Subscriptions are saved when they change.
+
+Revoked accounts need no signal: every node checks its connections' accounts in the shared
+database every ``REVOCATION_INTERVAL`` seconds (app.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from sync.protocol import yjs
+from sync.protocol.errors import CloseCode
+from sync.protocol.messages import (
+    DirectoryChanges,
+    NotificationKind,
+    PresenceChanged,
+    PresenceState,
+    RemoteUpdate,
+    customer_id_of,
+    encode,
+)
+
+from .bus import Bus, BusEvent, PresenceSignal, SessionMoved, UpdatesCommitted
+from .errors import BusError, DatabaseError
+from .rooms import InvalidUpdate, MissingDependencies
+from .storage.records import Commit, LogEntry
+
+if TYPE_CHECKING:
+    from .auth import Claims
+    from .hub import Session, SyncHub
+    from .rooms import Room
+
+__all__ = ["ClusterLink"]
+
+log = logging.getLogger(__name__)
+
+#: Forget shared sessions detached past the grace period this often, seconds.
+SESSION_EXPIRY_INTERVAL = 60.0
+
+
+class ClusterLink:
+    """The hub's link to the other nodes (module docstring). Event loop only."""
+
+    def __init__(self, hub: SyncHub, bus: Bus) -> None:
+        self.hub = hub
+        self.bus = bus
+        self.node_id = bus.node_id
+        #: The highest log row integrated, per loaded document.
+        self._read: dict[str, int] = {}
+        #: The highest number this node committed, per loaded document.
+        self._local: dict[str, int] = {}
+        #: Changes this node submitted and not yet committed (or failed), per document.
+        self._pending: dict[str, int] = {}
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+        #: (doc_id, session_id) of other nodes' presence -> when last announced (monotonic).
+        self._remote: dict[tuple[str, str], float] = {}
+        self._saving: set[str] = set()
+        self._save_again: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._last_refresh = self._last_expiry = time.monotonic()
+
+    # -- tasks ------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _publish(self, event: BusEvent) -> None:
+        async def send() -> None:
+            try:
+                await self.bus.publish(event)
+            except BusError as exc:
+                log.warning("could not tell the other nodes (%s): %s",
+                            type(event).__name__, exc)
+
+        self._spawn(send())
+
+    async def close(self) -> None:
+        """Wait for what is in flight (session saves, catch-ups)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- the bus handler ----------------------------------------------------------------
+
+    def on_event(self, event: BusEvent) -> None:
+        """An event from another node (idempotent)."""
+        if isinstance(event, UpdatesCommitted):
+            room = self.hub.rooms.get_loaded(event.doc_id)
+            if room is not None and event.seq > self._read.get(event.doc_id, room.seq):
+                self.catch_up(event.doc_id)
+        elif isinstance(event, PresenceSignal):
+            self._remote_presence(event)
+        elif isinstance(event, SessionMoved):
+            self._let_go(event.session_id)
+
+    def on_resync(self) -> None:
+        """The listener (re)connected: every loaded room catches up; presence again."""
+        for room in list(self.hub.rooms):
+            self.catch_up(room.doc_id)
+        self._announce_presence()
+
+    # -- updates ------------------------------------------------------------------------
+
+    def loaded(self, doc_id: str, seq: int) -> None:
+        """A room was loaded from the log up to ``seq``."""
+        self._read[doc_id] = seq
+
+    def forgot(self, doc_id: str) -> None:
+        """A room was evicted."""
+        self._read.pop(doc_id, None)
+        self._local.pop(doc_id, None)
+
+    def submitted(self, doc_id: str) -> None:
+        """This node submitted a change of a document to the writer."""
+        self._pending[doc_id] = self._pending.get(doc_id, 0) + 1
+
+    def settled(self, doc_id: str, seq: int | None) -> None:
+        """A change this node submitted was committed as ``seq`` (None: it failed)."""
+        left = self._pending.get(doc_id, 0) - 1
+        if left > 0:
+            self._pending[doc_id] = left
+        else:
+            self._pending.pop(doc_id, None)
+        if seq is not None:
+            self._local[doc_id] = max(self._local.get(doc_id, 0), seq)
+
+    def catch_up(self, doc_id: str) -> None:
+        """Read and integrate the document's log rows this node has not integrated."""
+        if doc_id in self._running:
+            self._again.add(doc_id)
+            return
+        self._running.add(doc_id)
+        self._spawn(self._catch_up(doc_id))
+
+    async def _catch_up(self, doc_id: str) -> None:
+        try:
+            while True:
+                self._again.discard(doc_id)
+                room = self.hub.rooms.get_loaded(doc_id)
+                if room is None:
+                    return
+                entries = await self.hub.engine.updates_after(
+                    doc_id, self._read.get(doc_id, room.seq))
+                if self.hub.rooms.get_loaded(doc_id) is not room:
+                    return
+                await self._integrate(room, entries)
+                if doc_id not in self._again:
+                    return
+        except DatabaseError as exc:  # the next signal or resync tries again
+            log.warning("catching up %s from the log failed: %s", doc_id, exc)
+        finally:
+            self._running.discard(doc_id)
+
+    async def _integrate(self, room: Room, entries: list[LogEntry]) -> None:
+        hub, doc_id = self.hub, room.doc_id
+        touched = 0  # the highest row that changed the directory's view of the customer
+        for entry in entries:
+            self._read[doc_id] = max(self._read.get(doc_id, 0), entry.seq)
+            room.seq = max(room.seq, entry.seq)
+            hub.last_seq = max(hub.last_seq, entry.seq)
+            try:
+                change = room.apply_update(entry.data)
+            except (InvalidUpdate, MissingDependencies) as exc:
+                # The log holds what every node integrated: this room is out of step.
+                log.error("log row %d of %s does not apply (%s); reloading the document",
+                          entry.seq, doc_id, exc)
+                hub.drop_room(room)
+                return
+            if change is None:
+                continue  # written by this node (or already integrated): sent already
+            frame = encode(RemoteUpdate(doc_id, entry.seq, entry.data, entry.author,
+                                        entry.time))
+            hub.stats["fanout_frames"] += room.broadcast(frame, exclude=entry.session_id)
+            if room.yjs:
+                hub.stats["fanout_frames"] += room.broadcast_yjs(
+                    yjs.sync_update(entry.data), exclude=entry.session_id)
+            if (change.fields or "meta" in change.roots
+                    or NotificationKind.CREATED in change.kinds):
+                touched = entry.seq
+        if not touched:
+            return
+        # A row this node committed after ``touched``, or will commit (its number comes
+        # later still), was computed without that change.
+        if self._local.get(doc_id, 0) > touched or self._pending.get(doc_id, 0):
+            await self._rewrite_directory(room)
+        else:
+            await self._post_directory(room)
+
+    async def _rewrite_directory(self, room: Room) -> None:
+        """This node's last row may lack what it just integrated: write it again."""
+        row = self.hub.directory_row(room)
+        try:
+            await self.hub.engine.submit(Commit(directory=row))
+        except DatabaseError as exc:
+            log.warning("rewriting the directory row of %s failed: %s", room.doc_id, exc)
+            return
+        await self._post_directory(room)
+
+    async def _post_directory(self, room: Room) -> None:
+        row = await self.hub.engine.directory_row(customer_id_of(room.doc_id))
+        if row is not None:
+            self.hub.post_directory(
+                room.doc_id, encode(DirectoryChanges((row.entry(),), row.cursor, False)))
+
+    # -- presence -----------------------------------------------------------------------
+
+    def presence_changed(self, room: Room, session: Session,
+                         state: PresenceState | None) -> None:
+        """A local session's presence changed: tell the other nodes."""
+        self._publish(PresenceSignal(self.node_id, room.doc_id, session.session_id,
+                                     session.username, state))
+
+    def _remote_presence(self, event: PresenceSignal) -> None:
+        room = self.hub.rooms.get_loaded(event.doc_id)
+        if room is None:
+            return
+        key = (event.doc_id, event.session_id)
+        local = self.hub.sessions.get(event.session_id)
+        if local is not None and local.connection is not None:
+            return  # the session is here now; the other node's view is stale
+        if event.state is None:
+            self._remote.pop(key, None)
+            if room.presence.pop(event.session_id, None) is not None:
+                room.broadcast(encode(PresenceChanged(
+                    room.doc_id, event.session_id, event.username, None)))
+            return
+        self._remote[key] = time.monotonic()
+        current = room.presence.get(event.session_id)
+        if current == (event.username, dict(event.state)):
+            return
+        room.presence[event.session_id] = (event.username, dict(event.state))
+        room.broadcast(encode(PresenceChanged(room.doc_id, event.session_id, event.username,
+                                              event.state)))
+
+    def _announce_presence(self) -> None:
+        for room in list(self.hub.rooms):
+            for session_id, (username, state) in list(room.presence.items()):
+                if (room.doc_id, session_id) not in self._remote:
+                    self._publish(PresenceSignal(self.node_id, room.doc_id, session_id,
+                                                 username, state))
+
+    def _expire_presence(self, now: float) -> None:
+        timeout = self.hub.config.idle_timeout
+        for key, seen in list(self._remote.items()):
+            if now - seen <= timeout:
+                continue
+            del self._remote[key]
+            doc_id, session_id = key
+            room = self.hub.rooms.get_loaded(doc_id)
+            if room is not None and (gone := room.presence.pop(session_id, None)):
+                room.broadcast(encode(PresenceChanged(doc_id, session_id, gone[0], None)))
+
+    def is_remote(self, doc_id: str, session_id: str) -> bool:
+        """Whether a presence entry is another node's."""
+        return (doc_id, session_id) in self._remote
+
+    # -- sessions -----------------------------------------------------------------------
+
+    async def claim(self, session_id: str, claims: Claims) -> None:
+        """Before a connection binds ``session_id``: take it over in the shared table, and
+        make a session another node held resumable here (hub.attach then resumes it)."""
+        hub = self.hub
+        try:
+            record = await hub.engine.claim_session(
+                session_id, claims.username, self.node_id, now=time.time(),
+                grace=hub.config.session_grace)
+        except DatabaseError as exc:
+            log.warning("the shared session %s could not be claimed: %s", session_id, exc)
+            return
+        if record.previous_node not in (None, self.node_id):
+            self._publish(SessionMoved(self.node_id, session_id))
+        local = hub.sessions.get(session_id)
+        if record.resumed and local is None:
+            hub.adopt(session_id, claims, record.subscriptions, record.directory)
+
+    def session_changed(self, session: Session) -> None:
+        """The session's subscriptions changed: save them (coalesced per session)."""
+        session_id = session.session_id
+        if session_id in self._saving:
+            self._save_again.add(session_id)
+            return
+        self._saving.add(session_id)
+        self._spawn(self._save(session_id))
+
+    async def _save(self, session_id: str) -> None:
+        try:
+            while True:
+                self._save_again.discard(session_id)
+                session = self.hub.sessions.get(session_id)
+                if session is None:
+                    return
+                await self.hub.engine.save_session(
+                    session_id, sorted(session.subscriptions), session.directory, time.time())
+                if session_id not in self._save_again:
+                    return
+        except DatabaseError as exc:
+            log.warning("saving session %s failed: %s", session_id, exc)
+        finally:
+            self._saving.discard(session_id)
+
+    def detached(self, session: Session) -> None:
+        """The session's connection dropped: its grace period starts in the table too."""
+        async def detach() -> None:
+            try:
+                await self.hub.engine.detach_session(session.session_id, self.node_id,
+                                                     time.time())
+            except DatabaseError as exc:
+                log.warning("detaching session %s failed: %s", session.session_id, exc)
+
+        self._spawn(detach())
+
+    def _let_go(self, session_id: str) -> None:
+        """Another node resumed this session: close it here and forget it."""
+        session = self.hub.sessions.get(session_id)
+        if session is None:
+            return
+        connection = session.connection
+        self.hub.forget_session(session)
+        closer = getattr(connection, "close", None)
+        if closer is not None:
+            closer(CloseCode.SESSION_REPLACED, "this session reconnected elsewhere")
+
+    # -- the sweeper --------------------------------------------------------------------
+
+    def sweep(self, now: float) -> None:
+        """Presence announcements and expiry, shared session expiry (app.py's sweeper)."""
+        if now - self._last_refresh >= self.hub.config.idle_timeout / 3:
+            self._last_refresh = now
+            self._announce_presence()
+        self._expire_presence(now)
+        if now - self._last_expiry >= SESSION_EXPIRY_INTERVAL:
+            self._last_expiry = now
+
+            async def expire() -> None:
+                try:
+                    await self.hub.engine.expire_sessions(time.time(),
+                                                          self.hub.config.session_grace)
+                except DatabaseError as exc:
+                    log.warning("expiring shared sessions failed: %s", exc)
+
+            self._spawn(expire())

@@ -1,0 +1,1 @@
+"""The Postgres engine (asyncpg; docs/deploy.md says why this driver)."""

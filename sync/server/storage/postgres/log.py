@@ -1,0 +1,102 @@
+"""The update log on Postgres: commit-ordered global sequence numbers.
+
+Several nodes append to one log. A plain Postgres ``SEQUENCE`` hands out numbers at
+``nextval`` time, not at commit: a transaction holding 41 can commit after one holding 42,
+and a reader of "everything after 40" that saw 42 moves its cursor past 41 for good
+(missed notifications, directory feed, bus catch-up). Here the numbers come from the one
+row of ``log_head``:
+
+    UPDATE log_head SET seq = seq + n WHERE id = 1 RETURNING seq
+
+The row lock it takes is held until the transaction ends, so the next writer gets its
+numbers only after this one committed (or rolled back, giving its numbers back): commits
+happen in sequence order, and every reader sees a gap-free prefix of the log. The cost is
+one writer transaction at a time across all nodes, which group commit (many updates per
+transaction) makes cheap; ``bench/cluster.py`` measures it.
+
+Every function here runs inside the caller's transaction on the caller's connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ...bus import UpdatesCommitted, encode_event
+from .bus import CHANNEL
+
+__all__ = [
+    "LogFeed", "LogRow", "append_updates", "last_seq", "take_numbers", "updates_since",
+]
+
+#: One update to append: (doc_id, author, session_id, time, changes JSON, data).
+LogRow = tuple[str, str, str | None, float, str, bytes]
+
+
+async def append_updates(conn: Any, rows: Sequence[LogRow], *, node: str = "") -> int:
+    """Append ``rows`` with the next sequence numbers; returns the first one.
+
+    Call inside a transaction. One ``UpdatesCommitted`` signal per document goes out with
+    the commit (NOTIFY is transactional), so other nodes hear of it exactly when the rows
+    become visible. ``node`` is the writer's bus node id (it ignores its own signal).
+    """
+    if not rows:
+        return 0
+    last = int(await conn.fetchval(
+        "UPDATE log_head SET seq = seq + $1 WHERE id = 1 RETURNING seq", len(rows)
+    ))
+    first = last - len(rows) + 1
+    await conn.copy_records_to_table(
+        "updates", records=[(first + i, *row) for i, row in enumerate(rows)],
+        columns=("seq", "doc_id", "author", "session_id", "time", "changes", "data"),
+    )
+    latest: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        latest[row[0]] = first + i
+    payloads = [encode_event(UpdatesCommitted(node or "log", doc_id, seq))
+                for doc_id, seq in latest.items()]
+    # One round trip for every document's signal (a statement each would cost one each).
+    await conn.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+                       CHANNEL, payloads)
+    return first
+
+
+async def take_numbers(conn: Any, count: int) -> int:
+    """Take ``count`` numbers from the log head without log rows; returns the first.
+    Call inside a transaction (the head row stays locked until COMMIT)."""
+    last = int(await conn.fetchval(
+        "UPDATE log_head SET seq = seq + $1 WHERE id = 1 RETURNING seq", count
+    ))
+    return last - count + 1
+
+
+async def last_seq(conn: Any) -> int:
+    """The highest committed sequence number (what a reader may wait for)."""
+    return int(await conn.fetchval("SELECT COALESCE(MAX(seq), 0) FROM updates"))
+
+
+async def updates_since(conn: Any, seq: int, limit: int) -> list[tuple[int, str, str | None]]:
+    """``(seq, doc_id, session_id)`` of committed updates after ``seq``, oldest first."""
+    rows = await conn.fetch(
+        "SELECT seq, doc_id, session_id FROM updates WHERE seq > $1 ORDER BY seq LIMIT $2",
+        seq, limit,
+    )
+    return [(int(r[0]), str(r[1]), r[2]) for r in rows]
+
+
+class LogFeed:
+    """The update log as the Postgres bus reads it after a reconnect (bus.UpdateFeed),
+    on connections from an asyncpg pool."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    async def last_seq(self) -> int:
+        """The highest committed sequence number now."""
+        async with self.pool.acquire() as conn:
+            return await last_seq(conn)
+
+    async def changed_since(self, seq: int, limit: int) -> Sequence[tuple[str, int]]:
+        """``(doc_id, seq)`` of committed rows after ``seq``, oldest first."""
+        async with self.pool.acquire() as conn:
+            return [(doc_id, n) for n, doc_id, _session in await updates_since(conn, seq, limit)]
