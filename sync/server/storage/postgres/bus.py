@@ -179,14 +179,24 @@ class PostgresBus(Bus):
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, self.max_backoff)
                 continue
+            failed = False
             try:
                 await self._serve(conn)
                 delay = 0.1
             except _CONNECTION_ERRORS as exc:
                 log.warning("bus: listener connection lost: %s", exc)
+            except Exception:
+                # Nothing may end the listener for good: a node that stops listening misses
+                # the other nodes' updates silently and never becomes ready again. Logged
+                # with its traceback, then the listener starts over.
+                log.exception("bus: the listener failed; listening again")
+                failed = True
             finally:
                 self._listening = False
                 conn.terminate()
+            if failed:
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, self.max_backoff)
 
     async def _serve(self, conn: Any) -> None:
         """LISTEN, catch up, then watch the connection until it drops."""
