@@ -15,8 +15,6 @@ import hashlib
 import itertools
 import os
 import shutil
-import subprocess
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -26,10 +24,10 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from filelock import FileLock
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.integration.conftest import DEFAULT_PASSWORD, ServerHandle, _memory_keyring, scaled
+from tests.npm_ci import npm_ci
 
 __all__ = [
     "DEFAULT_PASSWORD",
@@ -188,16 +186,5 @@ def axe_script() -> Path:
     if npm is None:
         pytest.fail("the accessibility test needs npm (Node.js 18+) to install axe-core",
                     pytrace=False)
-    where = hashlib.sha256(bytes(HERE)).hexdigest()[:16]
-    with FileLock(str(Path(tempfile.gettempdir()) / f"liveedit-npm-{where}.lock")):
-        digest = _lock_digest()
-        if not (STAMP.exists() and STAMP.read_text() == digest):
-            env = {**os.environ, "npm_config_update_notifier": "false"}
-            result = subprocess.run([npm, *NPM_CI], cwd=HERE, capture_output=True, text=True,
-                                    timeout=300, check=False, env=env)
-            if result.returncode != 0:
-                pytest.fail(f"'npm {' '.join(NPM_CI)}' in {HERE} failed "
-                            f"(exit {result.returncode}):\n{result.stdout}\n{result.stderr}",
-                            pytrace=False)
-            STAMP.write_text(digest)
+    npm_ci(HERE, npm, NPM_CI, _lock_digest(), STAMP)
     return NODE_MODULES / "axe-core" / "axe.min.js"

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +24,6 @@ from typing import Any
 
 import httpx
 import pytest
-from filelock import FileLock
 
 from tests.integration.conftest import (
     DEFAULT_PASSWORD,
@@ -36,6 +33,7 @@ from tests.integration.conftest import (
     server,
     server_factory,
 )
+from tests.npm_ci import npm_ci
 
 __all__ = [
     "DEFAULT_PASSWORD",
@@ -84,18 +82,7 @@ def node_modules() -> Path:
                              timeout=30).stdout.strip()
     if int(version.lstrip("v").split(".")[0]) < 18:
         pytest.fail(f"tests/interop need Node.js 18 or newer; this is {version}", pytrace=False)
-    where = hashlib.sha256(bytes(HERE)).hexdigest()[:16]
-    with FileLock(str(Path(tempfile.gettempdir()) / f"liveedit-npm-{where}.lock")):
-        digest = _lock_digest()
-        if not (STAMP.exists() and STAMP.read_text() == digest):
-            env = {**os.environ, "npm_config_update_notifier": "false"}
-            result = subprocess.run([npm, *NPM_CI], cwd=HERE, capture_output=True, text=True,
-                                    timeout=300, check=False, env=env)
-            if result.returncode != 0:
-                pytest.fail(f"'npm {' '.join(NPM_CI)}' in {HERE} failed "
-                            f"(exit {result.returncode}):\n{result.stdout}\n{result.stderr}",
-                            pytrace=False)
-            STAMP.write_text(digest)
+    npm_ci(HERE, npm, NPM_CI, _lock_digest(), STAMP)
     return NODE_MODULES
 
 
