@@ -18,30 +18,10 @@ from sync.server.bus import (
 from sync.server.storage.postgres.bus import PostgresBus
 from sync.server.storage.postgres.log import LogFeed, append_updates
 from sync.server.storage.postgres.schema import migrate
+from tests.bus_recorder import Recorder
 
 from .pg import PostgresCluster
 from .waiting import eventually
-
-
-class Recorder:
-    """A bus handler that keeps what it gets."""
-
-    def __init__(self) -> None:
-        self.events: list[BusEvent] = []
-        self.resyncs = 0
-
-    def on_event(self, event: BusEvent) -> None:
-        self.events.append(event)
-
-    def on_resync(self) -> None:
-        self.resyncs += 1
-
-    def updates(self) -> dict[str, int]:
-        latest: dict[str, int] = {}
-        for e in self.events:
-            if isinstance(e, UpdatesCommitted):
-                latest[e.doc_id] = max(e.seq, latest.get(e.doc_id, 0))
-        return latest
 
 
 @pytest.fixture

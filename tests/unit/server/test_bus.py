@@ -19,20 +19,7 @@ from sync.server.bus import (
     encode_event,
 )
 from sync.server.errors import BusMessageInvalid, BusPayloadTooLarge
-
-
-class Recorder:
-    """A bus handler that keeps what it gets."""
-
-    def __init__(self) -> None:
-        self.events: list[BusEvent] = []
-        self.resyncs = 0
-
-    def on_event(self, event: BusEvent) -> None:
-        self.events.append(event)
-
-    def on_resync(self) -> None:
-        self.resyncs += 1
+from tests.bus_recorder import Recorder
 
 
 @pytest.mark.parametrize("event", [
