@@ -40,6 +40,7 @@ from sync.protocol.messages import (
     DIRECTORY_FEED,
     Ack,
     DirectoryChanges,
+    DirectoryPage,
     DirectorySubscribe,
     Error,
     Message,
@@ -58,7 +59,7 @@ from sync.protocol.messages import (
     customer_id_of,
 )
 
-from .directory_writer import CURSOR_SETTING, DirectoryWriter
+from .directory_writer import DirectoryWriter, feed_cursor
 from .documents import DocumentSet
 from .events import (
     DirectoryChanged,
@@ -221,7 +222,7 @@ class SyncEngine:
         self._subscribed = set(held)
         if held:
             await self.connection.send(Subscribe(tuple(held)))
-        cursor = int(self.replica.get_setting(CURSOR_SETTING) or 0)
+        cursor = feed_cursor(self.replica)
         await self.connection.send(Subscribe((DIRECTORY_FEED,)))
         await self.connection.send(DirectorySubscribe(cursor))
         for doc_id in held:
@@ -443,7 +444,15 @@ class SyncEngine:
             self.replica.set_setting("notification_seq", str(seq))
 
     async def _on_directory(self, message: DirectoryChanges) -> None:
-        count = await self._directory.store(message.entries, message.cursor)
+        """A live directory change (never a page of the pass: §6)."""
+        # Mid-pass, a live change moves no cursor: the pass may not have reached it.
+        count = await self._directory.store(message.entries, advance=self._directory_done)
+        self.bus.emit(DirectoryChanged(count, self._directory_done))
+
+    async def _on_directory_page(self, message: DirectoryPage) -> None:
+        """A page of the directory pass (the reply to DirectorySubscribe)."""
+        count = await self._directory.store_page(message.rows, message.cursor,
+                                                 more=message.more)
         if not message.more:
             self._directory_done = True
         self.bus.emit(DirectoryChanged(count, self._directory_done))
@@ -550,7 +559,7 @@ def _has_content(update: bytes) -> bool:
 
 #: Messages whose content the replica stores: a failure to store them is retried.
 _STORED: frozenset[type[Message]] = frozenset({
-    SyncStep2, RemoteUpdate, DirectoryChanges, Notification, Notifications,
+    SyncStep2, RemoteUpdate, DirectoryChanges, DirectoryPage, Notification, Notifications,
 })
 
 _HANDLERS: dict[type[Message], Callable[[SyncEngine, Any], Awaitable[None]]] = {
@@ -562,5 +571,6 @@ _HANDLERS: dict[type[Message], Callable[[SyncEngine, Any], Awaitable[None]]] = {
     Notification: SyncEngine._on_notification,
     Notifications: SyncEngine._on_notifications,
     DirectoryChanges: SyncEngine._on_directory,
+    DirectoryPage: SyncEngine._on_directory_page,
     PresenceChanged: SyncEngine._on_presence,
 }

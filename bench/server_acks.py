@@ -170,7 +170,8 @@ async def run(args: argparse.Namespace) -> None:
             total = args.clients * args.per_client
             print(f"concurrent: {args.clients} clients x {args.per_client} updates = {total} "
                   f"durably acked in {elapsed:.2f} s -> {total / elapsed:,.0f} updates/s "
-                  f"(server CPU {100 * server_cpu / elapsed:.0f}%, load generator "
+                  f"(server CPU {100 * server_cpu / elapsed:.0f}%, "
+                  f"{1e6 * server_cpu / total:.0f} µs per update, all threads; load generator "
                   f"{100 * own_cpu / elapsed:.0f}%)")
             for ws in sockets:
                 await ws.close()

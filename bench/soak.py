@@ -7,7 +7,13 @@ once, that every outbox is empty and that every conflict is a real concurrent wr
 Reproducible from the seed (the fault plan, the kills and each worker's edits; the exact
 interleaving depends on timing). Prints figures; exits 1 if the checker found a problem.
 
-Usage: .venv/bin/python bench/soak.py --minutes 5 --seed 42 [--seeds 3] [--keep DIR]
+With ``--nodes 3`` the server is the cluster of ``tests/faults/cluster.py``: three nodes on
+one throwaway Postgres behind HAProxy (both from the OS packages, as in the tests), where a
+server kill is, in turn, a SIGKILL of one node, a crash of Postgres, or every database
+connection of the nodes cut.
+
+Usage: .venv/bin/python bench/soak.py --minutes 5 --seed 42 [--seeds 3] [--nodes 3]
+       [--keep DIR]
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--seeds", type=int, default=1, help="run seed, seed+1, ...")
     parser.add_argument("--workers", type=int, default=5)
+    parser.add_argument("--nodes", type=int, default=1,
+                        help="1: one node on SQLite; more: that many nodes on Postgres "
+                             "behind HAProxy")
     parser.add_argument("--keep", type=Path, help="keep the run folders under DIR")
     parser.add_argument("--strict-conflicts", action="store_true",
                         help="count conflicts that were not concurrent as a failure")
@@ -40,9 +49,15 @@ def main() -> int:
     for seed in range(args.seed, args.seed + args.seeds):
         started = time.monotonic()
         folder = args.keep / f"seed-{seed}" if args.keep else None
+        # On a cluster, as in tests/faults/test_cluster_fault_run.py: the server's faults
+        # (node, Postgres, connections) come more often, and the first two are forced.
+        cluster = {"nodes": args.nodes, "server_kill_share": 0.4,
+                   "first_server_kills": 2} if args.nodes > 1 else {}
         report = run(RunConfig(seed=seed, edit_seconds=args.minutes * 60,
-                               workers=args.workers, folder=folder))
+                               workers=args.workers, folder=folder, **cluster))
         reports.append(report)
+        print(f"server: {args.nodes} nodes on Postgres behind HAProxy" if args.nodes > 1
+              else "server: one node on SQLite")
         print(report.summary())
         print(f"  wall time {time.monotonic() - started:.0f} s; files in {report.folder}")
         failed |= bool(report.problems) or (args.strict_conflicts

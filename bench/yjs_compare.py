@@ -19,7 +19,8 @@ each peer:
 3. initial sync of a document with 10,000 prior edits: fresh client, time until its sync
    step 2 is applied (p50 of 10).
 4. idle: server RSS with 0, 1,000 and 10,000 synced connections, in 1 room and in 500 rooms;
-   KiB per connection.
+   KiB per connection; the server's CPU % while they sit idle (over 10 s, after 2 s of
+   settling: ``Settings.idle_window``).
 
 Writers insert a marker ``#e<n>#`` into the ``notes`` Text root and note the send time
 (``time.monotonic_ns``, system-wide); readers find markers in the frame bytes with a regex.

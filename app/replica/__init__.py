@@ -28,7 +28,7 @@ from typing import Any
 
 import sqlite_utils
 
-from sync.protocol.messages import DirectoryEntry, Notification
+from sync.protocol.messages import DirectoryEntry, DirectoryRows, Notification
 
 from ..outbox import PendingChanges
 from ._file import ReplicaError, ReplicaFile
@@ -132,6 +132,18 @@ class Replica(ReplicaFile):
     def apply_directory(self, entries: Iterable[DirectoryEntry]) -> int:
         """See :meth:`DirectoryStore.apply`."""
         return self.directory_store.apply(entries)
+
+    def stage_directory(self, rows: DirectoryRows) -> None:
+        """See :meth:`DirectoryStore.stage`."""
+        self.directory_store.stage(rows)
+
+    def finish_directory_load(self) -> int:
+        """See :meth:`DirectoryStore.finish_load`."""
+        return self.directory_store.finish_load()
+
+    def directory_is_empty(self) -> bool:
+        """See :meth:`DirectoryStore.is_empty`."""
+        return self.directory_store.is_empty()
 
     def upsert_local_directory(self, customer_id: str, fields: Mapping[str, Any],
                                deleted: bool) -> None:

@@ -22,9 +22,15 @@ Tables:
   ``tasks``, ``comments``, ``meta`` (JSON list; NULL for entries queued by version 1).
 - ``directory`` (+ ``directory_fts``): the customer directory replicated from the server
   (and local offline edits), one column per directory field, with an FTS5 index over the
-  searchable ones. ``directory_digits`` (FTS5, rowid = ``sort_key``) holds every digit
-  suffix of each ``digits_search`` field, so a phone number is found by any tail of its
-  digits whatever its punctuation; :mod:`app.replica.directory` keeps it current.
+  searchable ones. ``directory_digits`` (FTS5 with the ``trigram`` tokenizer, rowid =
+  ``sort_key``) holds the digits of each ``digits_search`` field, one row per customer, so
+  a phone number is found by any run of 3+ of its digits whatever its punctuation;
+  :mod:`app.replica.directory` keeps it current.
+- ``directory_load`` (version 3): the pages of a first directory sync (the replica had no
+  directory yet), staged until the last page arrives, then moved into ``directory`` and
+  its indexes in one transaction (:meth:`app.replica.directory.DirectoryStore.stage`,
+  ``finish_load``); the ``directory_load_cursor`` setting says where an interrupted one
+  resumes.
   ``prefix='1 2 3'`` gives short prefixes (search-as-you-type) their own doclists;
   ``directory_name`` serves the empty query ("everyone, by name") without sorting. Its
   ``sort_key`` layout is described in :mod:`app.replica.directory`.
@@ -38,6 +44,7 @@ Tables:
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 from typing import cast
 
@@ -53,7 +60,7 @@ __all__ = [
     "SchemaError",
     "check",
     "derive_digits",
-    "digit_suffixes",
+    "digit_string",
     "digits_fields",
     "migrate",
 ]
@@ -157,6 +164,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE outbox ADD COLUMN parts TEXT;
     UPDATE notifications SET read = 1 WHERE read = 0;
     """,
+    # 3: the staging table of a first directory sync (bulk load, built once at the end):
+    # one row per page as received, its column arrays as a JSON object (the columns
+    # follow the field table, so they are not columns here).
+    """
+    CREATE TABLE directory_load (page INTEGER PRIMARY KEY, rows TEXT NOT NULL);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The directory and its index, for the shared runner's derived migration.
@@ -217,12 +230,23 @@ def digits_fields() -> tuple[str, ...]:
     return tuple(f.name for f in fields_table.searchable_fields() if f.digits_search)
 
 
-def digit_suffixes(value: str | None) -> str | None:
-    """Every suffix (3 digits or longer) of the digits of ``value``, space separated."""
-    digits = "".join(c for c in value or "" if c.isdigit())
-    if not digits:
+def digit_string(value: str | None) -> str | None:
+    """The digits of ``value`` (punctuation dropped), or None when it has none: what
+    ``directory_digits`` holds for a field; its trigram index finds any run of 3+ digits."""
+    if not value:
         return None
-    return " ".join(digits[i:] for i in range(max(1, len(digits) - MIN_DIGITS + 1)))
+    if value.isascii():  # the common case, in C: the same as isdigit() on ASCII
+        digits = _NOT_DIGITS.sub("", value)
+    else:
+        digits = "".join(c for c in value if c.isdigit())
+    return digits or None
+
+
+_NOT_DIGITS = re.compile(r"[^0-9]+")
+
+
+#: How ``directory_digits`` is made (a change here rebuilds it on open).
+DIGITS_OPTIONS = "tokenize='trigram'"
 
 
 def derive_digits(conn: sqlite3.Connection) -> bool:
@@ -230,7 +254,9 @@ def derive_digits(conn: sqlite3.Connection) -> bool:
     from the directory's rows when they differ); True when it changed something."""
     wanted = list(digits_fields())
     have = [r[1] for r in conn.execute("PRAGMA table_info(directory_digits)")]
-    if have == wanted:
+    made = conn.execute("SELECT sql FROM sqlite_schema WHERE name = 'directory_digits'"
+                        ).fetchone()
+    if have == wanted and (not wanted or (made and DIGITS_OPTIONS in made[0])):
         return False
     log.info("rebuilding the replica's digits index over %s", ", ".join(wanted) or "nothing")
     with runner.transaction(conn):
@@ -239,10 +265,12 @@ def derive_digits(conn: sqlite3.Connection) -> bool:
             # Names come from the field table (checked identifiers), never from input.
             cols = ", ".join(wanted)
             marks = ", ".join("?" for _ in wanted)
-            conn.execute(f"CREATE VIRTUAL TABLE directory_digits USING fts5({cols})")
-            rows = conn.execute(f"SELECT sort_key, {cols} FROM directory").fetchall()  # noqa: S608
+            conn.execute(
+                f"CREATE VIRTUAL TABLE directory_digits USING fts5({cols}, {DIGITS_OPTIONS})")
+            rows = conn.execute(
+                f"SELECT sort_key, {cols} FROM directory ORDER BY sort_key").fetchall()  # noqa: S608
             conn.executemany(
                 f"INSERT INTO directory_digits(rowid, {cols}) VALUES (?, {marks})",  # noqa: S608
-                [(r[0], *(digit_suffixes(v) for v in r[1:])) for r in rows],
+                [(r[0], *(digit_string(v) for v in r[1:])) for r in rows],
             )
     return True

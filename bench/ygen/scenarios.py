@@ -55,6 +55,9 @@ class Settings:
     idle_rooms: list[int] = field(default_factory=lambda: [1, 500])
     drain_timeout: float = 60.0
     settle: float = 2.0
+    #: Seconds the server's CPU is measured while the idle connections sit still (after
+    #: ``settle``): long enough to span several sweeps and revocation checks.
+    idle_window: float = 10.0
     connect_concurrency: int = 64
 
     @classmethod
@@ -63,7 +66,7 @@ class Settings:
         return cls(clients=[10, 100], edits=60, rooms=50, steady_rate=200.0,
                    steady_seconds=3.0, burst=1000, prior_edits=1000, sync_samples=5,
                    idle_counts=[100, 1000], idle_rooms=[1, 50], drain_timeout=20.0,
-                   settle=1.0)
+                   settle=1.0, idle_window=3.0)
 
 
 def percentile(values: list[int] | list[float], q: float) -> float | None:
@@ -300,8 +303,11 @@ async def idle(server: Running, settings: Settings, room_count: int) -> Figures:
                 clients += await open_clients(
                     batch, concurrency=settings.connect_concurrency, within=120)
             figures[f"connect_{target}_s"] = time.monotonic() - started
-            meter = Meter(server.pid)
+            # CPU of the server while nothing happens: after the connections settled (the
+            # last handshakes, authentication threads, collection), over idle_window.
             await asyncio.sleep(settings.settle)
+            meter = Meter(server.pid)
+            await asyncio.sleep(settings.idle_window)
             figures[f"idle_cpu_{target}_pct"] = meter.figures()["server_cpu_pct"]
             rss = rss_kib(server.pid)
             figures[f"rss_{target}_kib"] = rss

@@ -29,10 +29,12 @@ from .errors import CloseCode, ErrorCode, LocalProtocolError, MalformedMessage
 from .messages import (
     MAX_MESSAGE_SIZE,
     PROTOCOL_VERSION,
+    SERVER_VERSIONS,
     SUPPORTED_VERSIONS,
     Ack,
     Authenticate,
     DirectoryChanges,
+    DirectoryPage,
     DirectorySubscribe,
     Error,
     Heartbeat,
@@ -74,7 +76,8 @@ CLIENT_SENDS: frozenset[type[Message]] = frozenset({
 })
 SERVER_SENDS: frozenset[type[Message]] = frozenset({
     TokenRenewed, Subscribed, SyncStep1, SyncStep2, RemoteUpdate, Ack, PresenceChanged,
-    Notification, Notifications, DirectoryChanges, Error, Heartbeat, HeartbeatAck,
+    Notification, Notifications, DirectoryChanges, DirectoryPage, Error, Heartbeat,
+    HeartbeatAck,
 })
 
 
@@ -225,11 +228,11 @@ class ServerProtocol(_Protocol):
                 CloseCode.PROTOCOL_VIOLATION,
             )
             return
-        common = set(message.versions) & set(SUPPORTED_VERSIONS)
+        common = set(message.versions) & set(SERVER_VERSIONS)
         if not common:
             self._fail_with_error(
                 ErrorCode.UNSUPPORTED_VERSION,
-                f"this server speaks protocol versions {list(SUPPORTED_VERSIONS)}",
+                f"this server speaks protocol versions {list(SERVER_VERSIONS)}",
                 CloseCode.UNSUPPORTED_VERSION,
             )
             return

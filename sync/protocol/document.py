@@ -147,10 +147,15 @@ class ChangeTracker:
     @contextmanager
     def tracking(self) -> Iterator[None]:
         """Start recording afresh for the transactions inside the block."""
+        self.reset()
+        yield
+
+    def reset(self) -> None:
+        """Start recording afresh (what :meth:`tracking` does, without a context manager:
+        the server's per-update path)."""
         self.updates.clear()
         self.fields.clear()
         self.roots.clear()
-        yield
 
     @property
     def update(self) -> bytes | None:
@@ -216,6 +221,12 @@ def _is_valid(name: str, value: Any) -> bool:
     return True
 
 
+def _valid_as_changed(name: str, change: Mapping[str, Any]) -> bool:
+    """A tracked key change left a valid text value (False: look at the document)."""
+    value = change.get("newValue")
+    return isinstance(value, str) and _is_valid(name, value)
+
+
 def forbidden_fields(changed: Iterable[str], writer: schema.Role | str | None) -> tuple[str, ...]:
     """The fields among ``changed`` that ``writer`` may not change (table order; unknown
     names last), per the field table's ``writers`` column. ``None``: no restriction."""
@@ -257,8 +268,12 @@ def repair_fields(
     block so the repair travels with it. Returns field → what was wrong (empty: nothing
     to repair).
     """
-    fields = roots(doc).fields
     not_allowed = set(forbidden_fields(changed, writer))
+    if not not_allowed and all(_valid_as_changed(n, c) for n, c in changed.items()):
+        # The usual case, read from the change's own key events (their newValue is the
+        # key's current value): no transaction on the document at all.
+        return {}
+    fields = roots(doc).fields
     repaired: dict[str, str] = {}
     with doc.transaction():
         for name, change in changed.items():

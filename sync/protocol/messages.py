@@ -16,12 +16,15 @@ import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import IntEnum, StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import msgpack
 
+from . import schema
 from .errors import ErrorCode, MalformedMessage
 from .wire_values import (
+    _MAX_DIRECTORY_COLUMNS,
+    _MAX_DIRECTORY_TEXT,
     _NAME,
     _SEQ,
     _SESSION,
@@ -52,11 +55,14 @@ __all__ = [
     "DIRECTORY_FEED",
     "MAX_MESSAGE_SIZE",
     "PROTOCOL_VERSION",
+    "SERVER_VERSIONS",
     "SUPPORTED_VERSIONS",
     "Ack",
     "Authenticate",
     "DirectoryChanges",
     "DirectoryEntry",
+    "DirectoryPage",
+    "DirectoryRows",
     "DirectorySubscribe",
     "Error",
     "Heartbeat",
@@ -91,8 +97,13 @@ __all__ = [
 
 #: The protocol version this code speaks; client and server negotiate it (§3).
 #: Version 2: ``DirectoryEntry`` carries the directory columns as a map (§4).
-PROTOCOL_VERSION = 2
-SUPPORTED_VERSIONS: tuple[int, ...] = (2,)
+#: Version 3: the directory pass comes as ``DirectoryPage`` (column arrays, §4, §6).
+PROTOCOL_VERSION = 3
+#: What a client offers and accepts.
+SUPPORTED_VERSIONS: tuple[int, ...] = (3,)
+#: What a server accepts: version 2 too, so desktop apps not yet upgraded keep working through
+#: a server upgrade; to a version-2 session the directory pass comes as ``DirectoryChanges``.
+SERVER_VERSIONS: tuple[int, ...] = (2, 3)
 
 #: Default largest encoded message accepted, in bytes (§8). The server may lower or raise it.
 MAX_MESSAGE_SIZE = 1_048_576
@@ -121,6 +132,7 @@ class MessageKind(IntEnum):
     NOTIFICATIONS = 42
     DIRECTORY_SUBSCRIBE = 50
     DIRECTORY_CHANGES = 51
+    DIRECTORY_PAGE = 52
     ERROR = 60
     HEARTBEAT = 70
     HEARTBEAT_ACK = 71
@@ -398,6 +410,100 @@ class DirectoryChanges(Message):
     SCHEMA: ClassVar[tuple[Validator, ...]]
 
 
+class DirectoryRows(NamedTuple):
+    """The rows of a DirectoryPage as column arrays (§4): one item per customer in each.
+
+    ``columns`` maps each directory column of the field table to its values; on decode
+    it is read against the receiver's table as ``DirectoryEntry.fields`` is (a column the
+    receiver lacks is ignored, one the sender did not send is null).
+    """
+
+    ids: tuple[str, ...]
+    columns: Mapping[str, tuple[str | None, ...]]
+    updated_at: tuple[float, ...]
+    deleted: tuple[bool, ...]
+    cursors: tuple[int, ...]
+
+    @classmethod
+    def of(cls, entries: tuple[DirectoryEntry, ...]) -> DirectoryRows:
+        """The column arrays of ``entries`` (their ``fields`` are in table order)."""
+        names = [f.name for f in schema.directory_fields()]
+        return cls(
+            tuple(e.customer_id for e in entries),
+            {n: tuple(e.fields.get(n) for e in entries) for n in names},
+            tuple(e.updated_at for e in entries), tuple(e.deleted for e in entries),
+            tuple(e.cursor for e in entries),
+        )
+
+    def entries(self) -> tuple[DirectoryEntry, ...]:
+        """The same rows as DirectoryEntry records."""
+        names = tuple(self.columns)
+        values = zip(*self.columns.values(), strict=True) if names else iter(
+            () for _ in self.ids)
+        return tuple(
+            DirectoryEntry(cid, dict(zip(names, row, strict=True)), at, gone, seq)
+            for cid, row, at, gone, seq in zip(
+                self.ids, values, self.updated_at, self.deleted, self.cursors, strict=True)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryPage(Message):
+    """Server → client: one page of the directory pass, the reply to DirectorySubscribe
+    (§6): rows changed up to ``cursor`` as column arrays; ``more`` pages follow. Live
+    changes never come as a page (they are DirectoryChanges), so a client can tell its
+    pass from the live feed."""
+
+    rows: DirectoryRows
+    cursor: int
+    more: bool
+    KIND = MessageKind.DIRECTORY_PAGE
+    SCHEMA: ClassVar[tuple[Validator, ...]]
+
+    def entries(self) -> tuple[DirectoryEntry, ...]:
+        """The page's rows as DirectoryEntry records."""
+        return self.rows.entries()
+
+
+#: Most rows in one DirectoryPage (the encoded frame must also fit the message size).
+MAX_PAGE_ROWS = 5000
+
+
+def _directory_rows(v: Any) -> DirectoryRows:
+    """Check a DirectoryPage's column arrays as a whole (each array as long as ``ids``)."""
+    if not isinstance(v, list) or len(v) != len(DirectoryRows._fields):
+        raise _Invalid("expected [ids, columns, updated_at, deleted, cursors]")
+    ids, columns, updated, deleted, cursors = v
+    if not isinstance(ids, list) or len(ids) > MAX_PAGE_ROWS:
+        raise _Invalid(f"expected at most {MAX_PAGE_ROWS} ids")
+    n = len(ids)
+    for name, array in (("updated_at", updated), ("deleted", deleted), ("cursors", cursors)):
+        if not isinstance(array, list) or len(array) != n:
+            raise _Invalid(f"{name} must have one item per id ({n})")
+    if not isinstance(columns, dict) or len(columns) > _MAX_DIRECTORY_COLUMNS:
+        raise _Invalid(f"expected a map of at most {_MAX_DIRECTORY_COLUMNS} columns")
+    for key, values in columns.items():
+        if not isinstance(key, str) or len(key) > 64:
+            raise _Invalid("directory column names are strings of at most 64 characters")
+        if not isinstance(values, list) or len(values) != n:
+            raise _Invalid(f"column {key!r} must have one value per id ({n})")
+        if not all(x is None or (type(x) is str and len(x) <= _MAX_DIRECTORY_TEXT)
+                   for x in values):
+            raise _Invalid(f"directory values are null or strings of at most "
+                           f"{_MAX_DIRECTORY_TEXT} characters")
+    if not all(type(x) is bool for x in deleted):
+        raise _Invalid("deleted holds booleans")
+    if not all(type(x) is int and 0 <= x < 2**63 for x in cursors):
+        raise _Invalid("cursors are integers from 0 to 2**63 - 1")
+    nulls = (None,) * n
+    return DirectoryRows(
+        tuple(_uuid(i) for i in ids),
+        {f.name: tuple(columns[f.name]) if f.name in columns else nulls
+         for f in schema.directory_fields()},
+        tuple(_float(x) for x in updated), tuple(deleted), tuple(cursors),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Error(Message):
     """Server → client: a request failed (``ref``/``doc`` say which); see ErrorCode."""
@@ -440,6 +546,7 @@ def _record(cls: type[Message]) -> Validator:
 
 Notifications.SCHEMA = (_list(_record(Notification), 5000), _SEQ, _bool)
 DirectoryChanges.SCHEMA = (_list(_record(DirectoryEntry), 5000), _SEQ, _bool)
+DirectoryPage.SCHEMA = (_directory_rows, _SEQ, _bool)
 
 _BY_KIND: dict[int, type[Message]] = {
     cls.KIND: cls
@@ -447,7 +554,7 @@ _BY_KIND: dict[int, type[Message]] = {
         Authenticate, Welcome, RenewToken, TokenRenewed, Subscribe, Subscribed, Unsubscribe,
         SyncStep1, SyncStep2, Update, RemoteUpdate, Ack, Presence, PresenceChanged,
         Notification, ReadNotifications, Notifications, DirectorySubscribe, DirectoryChanges,
-        Error, Heartbeat, HeartbeatAck,
+        DirectoryPage, Error, Heartbeat, HeartbeatAck,
     )
 }
 
@@ -472,8 +579,14 @@ def _names(cls: type[Message]) -> tuple[str, ...]:
     return names
 
 
+#: Field values MessagePack takes as they are (checked first: most fields are these).
+_SCALARS = frozenset({str, int, float, bytes, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
     """Turn a message field into MessagePack-ready values (records become arrays)."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, Message):
         return [_plain(getattr(value, name)) for name in _names(type(value))]
     if isinstance(value, tuple | list):
@@ -485,7 +598,10 @@ def _plain(value: Any) -> Any:
 
 def encode(message: Message) -> bytes:
     """Encode a message into the bytes of one WebSocket binary frame."""
-    body = [message.KIND.value, *(_plain(getattr(message, n)) for n in _names(type(message)))]
+    body = [message.KIND.value]
+    for name in _names(type(message)):
+        value = getattr(message, name)
+        body.append(value if type(value) in _SCALARS else _plain(value))
     return msgpack.packb(body, use_bin_type=True)  # type: ignore[no-any-return]
 
 

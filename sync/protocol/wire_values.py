@@ -109,11 +109,24 @@ def _bytes(max_len: int | None = None) -> Validator:
     return check
 
 
+#: Document ids already checked, with their canonical form: the same few ids arrive in
+#: nearly every message (a pure function of the text; bounded, cleared when full).
+_checked_ids: dict[str, str] = {}
+_CHECKED_IDS_MAX = 65_536
+
+
 def _doc_id(v: Any) -> str:
     """A customer document id in any letter case, returned canonical (lower case, §4)."""
+    if type(v) is str:
+        known = _checked_ids.get(v)
+        if known is not None:
+            return known
     if isinstance(v, str) and len(v) <= _MAX_ID:
         canonical = customer_doc_id(customer_id_of(v)) if v.startswith("customer:") else v
         if is_doc_id(canonical):
+            if len(_checked_ids) >= _CHECKED_IDS_MAX:
+                _checked_ids.clear()
+            _checked_ids[v] = canonical
             return canonical
     raise _Invalid("expected a document id 'customer:<uuid>'")
 

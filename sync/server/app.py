@@ -2,8 +2,9 @@
 
 One port carries the WebSocket endpoints ``/ws`` (our protocol) and ``/yjs/{customer_id}``
 (y-websocket) and the HTTP API. The app is served by
-uvicorn (httptools for HTTP, the sans-I/O ``websockets`` implementation for WebSocket,
-uvloop where available). ``serve()`` returns when SIGINT/SIGTERM stops the server, after
+uvicorn (httptools for HTTP, the sans-I/O ``websockets`` implementation for WebSocket in
+a leaner subclass, ``uvicorn_ws.LeanWebSocketProtocol``, uvloop where available).
+``serve()`` returns when SIGINT/SIGTERM stops the server, after
 closing every connection with 1001 and committing everything queued.
 
 Admission control (:class:`Admission`) refuses new WebSocket connections while too many are
@@ -25,6 +26,7 @@ import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,9 @@ from .hub import SyncHub
 from .lock import server_lock
 from .operations import install_operations
 from .peer import WebSocketPeer
+from .registry import DeadlineWheel, PeerRegistry
 from .storage import is_postgres_url, open_engine
+from .uvicorn_ws import LeanWebSocketProtocol
 from .web_app import install_web_app
 from .ws import Connection
 from .yjs import YjsConnection
@@ -80,6 +84,9 @@ class Admission:
                  write_failure: Callable[[], str | None] = lambda: None) -> None:
         self.config = config
         self.connections = connections
+        #: The same connections on the sweeper's deadline wheel and by account.
+        self.registry = PeerRegistry(
+            connections, DeadlineWheel(SWEEP_INTERVAL, time.monotonic()))  # type: ignore[arg-type]
         #: Why the database cannot be used (set by the sweeper's probe); None: it can.
         self.database_down: str | None = None
         #: Why the last write failed, at once (before the next probe), or None.
@@ -106,13 +113,15 @@ class Admission:
         return None
 
     def admit(self, connection: WebSocketPeer) -> None:
-        """Count a connection that is about to be served."""
-        self.connections.add(connection)
+        """Count a connection that is about to be served (and put it on the wheel)."""
+        connection.registry = self.registry
+        self.registry.add(connection, time.monotonic())
         self._authenticating.add(connection)
 
     def leave(self, connection: WebSocketPeer) -> None:
         """The connection is gone."""
-        self.connections.discard(connection)
+        self.registry.discard(connection)
+        connection.registry = None
         self._authenticating.discard(connection)
 
     def retry_after(self) -> float:
@@ -158,14 +167,17 @@ def create_app(config: ServerConfig) -> FastAPI:
         await engine.start()
         await operations.start()
         sweeper = asyncio.create_task(_sweep(hub, connections, admission))
+        prober = asyncio.create_task(_probe_database(hub, admission))
         try:
             yield
         finally:
             sweeper.cancel()
+            prober.cancel()
             await operations.stop()
             for connection in list(connections):
                 connection.close(CloseCode.GOING_AWAY, "server shutting down")
             await asyncio.sleep(0)
+            hub.flush()  # what the last loop turn accepted is committed before closing
             await engine.close()
             await asyncio.to_thread(auth.close)
             log.info("server stopped; %d updates accepted", hub.stats["updates"])
@@ -181,28 +193,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.connections = connections
     app.state.admission = admission
 
-    async def serve_peer(connection: WebSocketPeer) -> None:
-        admission.admit(connection)
-        try:
-            await connection.run()
-        finally:
-            admission.leave(connection)
-
-    async def websocket_endpoint(websocket: WebSocket) -> None:
-        why = admission.busy()
-        if why is not None:
-            await admission.refuse(websocket, False, why)
-            return
-        await serve_peer(Connection(hub, websocket))
-
-    async def yjs_endpoint(websocket: WebSocket, customer_id: str) -> None:
-        why = admission.busy()
-        if why is not None:
-            await admission.refuse(websocket, True, why)
-            return
-        await serve_peer(YjsConnection(hub, websocket, customer_id))
-
-    app.state.websocket_endpoints = (websocket_endpoint, yjs_endpoint)
+    # /ws and /yjs are served by WebSocketFront (below), around FastAPI's routing.
     operations = install_operations(app, config, hub, connections, admission)
     install_http_api(app)
     install_event_streams(app)
@@ -211,68 +202,107 @@ def create_app(config: ServerConfig) -> FastAPI:
 
 
 class WebSocketFront:
-    """The ASGI app uvicorn serves: ``/ws`` and ``/yjs/{customer_id}`` go straight to their
-    endpoints, everything else (HTTP, lifespan, unknown WebSocket paths) to FastAPI.
+    """The ASGI app uvicorn serves: ``/ws`` and ``/yjs/{customer_id}`` are served here,
+    everything else (HTTP, lifespan, unknown WebSocket paths) by FastAPI.
 
     Around FastAPI's routing and middleware, a connection holds two suspended coroutine
-    frames instead of about fifteen (memory per connection), and the socket's ASGI
-    ``send`` is uvicorn's own, which lets ``peer.direct_writer`` write frames without a
-    coroutine chain each (the cost of a fan-out).
+    frames of ours (this call and the peer's receive loop) instead of about fifteen (memory
+    per connection), and the socket's ASGI ``send`` is uvicorn's own, which lets
+    ``peer.direct_writer`` write frames without a coroutine chain each (the cost of a
+    fan-out). Admission control first (``Admission``), then the peer runs until it closes.
     """
 
     def __init__(self, api: FastAPI) -> None:
         self.api = api
-        self._ws, self._yjs = api.state.websocket_endpoints
+        self._hub: SyncHub = api.state.hub
+        self._admission: Admission = api.state.admission
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket":
-            path: str = scope["path"]
-            if path == "/ws":
-                await self._ws(WebSocket(scope, receive, send))
-                return
-            if path.startswith("/yjs/") and "/" not in path[5:]:
-                await self._yjs(WebSocket(scope, receive, send), path[5:])
-                return
-        await self.api(scope, receive, send)
+        if scope["type"] != "websocket":
+            await self.api(scope, receive, send)
+            return
+        path: str = scope["path"]
+        yjs_endpoint = path.startswith("/yjs/") and "/" not in path[5:]
+        if path != "/ws" and not yjs_endpoint:
+            await self.api(scope, receive, send)
+            return
+        websocket = WebSocket(scope, receive, send)
+        admission = self._admission
+        why = admission.busy()
+        if why is not None:
+            await admission.refuse(websocket, yjs_endpoint, why)
+            return
+        peer: WebSocketPeer = (YjsConnection(self._hub, websocket, path[5:]) if yjs_endpoint
+                               else Connection(self._hub, websocket))
+        admission.admit(peer)
+        try:
+            await peer.run()
+        finally:
+            admission.leave(peer)
+
+
+async def _probe_database(hub: SyncHub, admission: Admission) -> None:
+    """Probe the database every HEALTH_INTERVAL (Admission.database_down, /readyz). Its own
+    task: a sweep waiting on a write barrier never keeps a node unready, nor ready."""
+    while True:
+        try:
+            admission.database_down = await hub.engine.check()
+        except Exception:  # logged with its traceback; the node reads as down
+            log.exception("the database probe failed unexpectedly; the node is not ready")
+            admission.database_down = "the database probe failed (see the server log)"
+        await asyncio.sleep(HEALTH_INTERVAL)
 
 
 async def _sweep(hub: SyncHub, connections: set[WebSocketPeer], admission: Admission) -> None:
+    """The sweeper's loop: one :func:`_sweep_once` every SWEEP_INTERVAL. A sweep that fails
+    is logged with its traceback and the next one runs: deadlines and eviction never stop."""
+    state = _SweepState()
+    while True:
+        await asyncio.sleep(SWEEP_INTERVAL)
+        try:
+            await _sweep_once(hub, connections, admission, state)
+        except Exception:  # logged; a later sweep retries what this one missed
+            log.exception("a sweep failed; the next one runs in %g s", SWEEP_INTERVAL)
+
+
+@dataclass(slots=True)
+class _SweepState:
+    last_revocation: float = 0.0
+    last_purge: float = 0.0
+    last_refusals: float = 0.0
+    refused: int = 0
+
+
+async def _sweep_once(hub: SyncHub, connections: set[WebSocketPeer], admission: Admission,
+                      state: _SweepState) -> None:
     """Deadlines, idle and token expiry for every connection; session grace; room eviction;
     revocation; notification purge. One task for all connections keeps per-connection
     memory low."""
-    last_revocation = last_purge = last_refusals = last_health = 0.0
-    refused = 0
-    while True:
-        await asyncio.sleep(SWEEP_INTERVAL)
-        now = time.monotonic()
-        if now - last_health >= HEALTH_INTERVAL:
-            last_health = now
-            admission.database_down = await hub.engine.check()
-        for connection in list(connections):
-            connection.sweep(now)
-        hub.expire_sessions(now)
-        if hub.cluster is not None:
-            hub.cluster.sweep(now)
-        await _evict_rooms(hub, now)
-        if admission.refused != refused and now - last_refusals >= REFUSAL_REPORT_INTERVAL:
-            log.warning("server busy: refused %d connections since the last report (%d open)",
-                        admission.refused - refused, len(connections))
-            refused, last_refusals = admission.refused, now
-        if now - last_revocation >= REVOCATION_INTERVAL and admission.database_down is None:
-            last_revocation = now
-            try:
-                await _check_revocations(hub, connections)
-            except DatabaseError as exc:  # checked again at the next interval
-                log.warning("revocation check skipped: %s", exc)
-        if now - last_purge >= PURGE_INTERVAL and admission.database_down is None:
-            last_purge = now
-            try:
-                purged = await hub.engine.purge_notifications()
-            except DatabaseError as exc:
-                log.warning("notification purge skipped: %s", exc)
-                purged = 0
-            if purged:
-                log.info("purged %d expired notifications", purged)
+    now = time.monotonic()
+    admission.registry.wheel.run_due(now)  # only the connections with a deadline due
+    hub.expire_sessions(now)
+    if hub.cluster is not None:
+        hub.cluster.sweep(now)
+    await _evict_rooms(hub, now)
+    if admission.refused != state.refused and now - state.last_refusals >= REFUSAL_REPORT_INTERVAL:
+        log.warning("server busy: refused %d connections since the last report (%d open)",
+                    admission.refused - state.refused, len(connections))
+        state.refused, state.last_refusals = admission.refused, now
+    if now - state.last_revocation >= REVOCATION_INTERVAL and admission.database_down is None:
+        state.last_revocation = now
+        try:
+            await _check_revocations(hub, admission.registry)
+        except DatabaseError as exc:  # checked again at the next interval
+            log.warning("revocation check skipped: %s", exc)
+    if now - state.last_purge >= PURGE_INTERVAL and admission.database_down is None:
+        state.last_purge = now
+        try:
+            purged = await hub.engine.purge_notifications()
+        except DatabaseError as exc:
+            log.warning("notification purge skipped: %s", exc)
+            purged = 0
+        if purged:
+            log.info("purged %d expired notifications", purged)
 
 
 async def _evict_rooms(hub: SyncHub, now: float) -> None:
@@ -284,7 +314,7 @@ async def _evict_rooms(hub: SyncHub, now: float) -> None:
         return
     mark = hub.last_seq  # numbered in memory (SQLite): submitted before the barrier
     try:
-        await hub.engine.barrier()
+        await hub.barrier()
     except DatabaseError as exc:  # the writer failed: keep every room (they reload after a drop)
         log.error("write barrier failed, no room is evicted: %s", exc)
         return
@@ -296,25 +326,26 @@ async def _evict_rooms(hub: SyncHub, now: float) -> None:
         log.debug("evicted %d idle documents; %d loaded", evicted, len(rooms))
 
 
-async def _check_revocations(hub: SyncHub, connections: set[WebSocketPeer]) -> None:
-    """Close connections whose account was disabled or changed since they authenticated."""
-    by_user: dict[str, list[WebSocketPeer]] = {}
-    for connection in connections:
-        if connection.claims is not None:
-            by_user.setdefault(connection.claims.username, []).append(connection)
-    if not by_user:
+async def _check_revocations(hub: SyncHub, registry: PeerRegistry) -> None:
+    """Close connections whose account was disabled or changed since they authenticated.
+
+    Reads the accounts of the registry's index (``by_account``, kept as connections
+    authenticate) and visits only the connections of an account that changed, so idle
+    connections cost nothing here."""
+    if not registry.by_account:
         return
-    users = await asyncio.to_thread(hub.auth.get_users, list(by_user))
-    for username, conns in by_user.items():
+    users = await asyncio.to_thread(hub.auth.get_users, registry.usernames())
+    for (username, token_version), peers in list(registry.by_account.items()):
         account = users.get(username)
-        for connection in conns:
-            claims = connection.claims
-            if claims is None:
-                continue
-            if account is None or account.disabled:
-                connection.revoke("your account was disabled")
-            elif account.token_version != claims.token_version:
-                connection.revoke("your account changed; sign in again")
+        if account is None or account.disabled:
+            reason = "your account was disabled"
+        elif account.token_version != token_version:
+            reason = "your account changed; sign in again"
+        else:
+            continue
+        for peer in list(peers):
+            connection: WebSocketPeer = peer  # type: ignore[assignment]
+            connection.revoke(reason)
 
 
 def _version() -> str:
@@ -361,13 +392,14 @@ class _Server(uvicorn.Server):
 
 def uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
     """uvicorn settings for our app (one source for serve() and embedding)."""
-    if isinstance(app, FastAPI) and hasattr(app.state, "websocket_endpoints"):
+    if isinstance(app, FastAPI) and hasattr(app.state, "admission"):
         app = WebSocketFront(app)
     return uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
-        ws="websockets-sansio",
+        # uvicorn's "websockets-sansio" protocol with less state per connection (issue 14).
+        ws=LeanWebSocketProtocol,
         http="httptools",
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         # Frames up to twice the limit reach ServerProtocol, which answers

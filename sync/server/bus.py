@@ -56,6 +56,7 @@ __all__ = [
     "BusHandler",
     "LocalBus",
     "LocalNetwork",
+    "NotificationsCommitted",
     "PresenceSignal",
     "SessionMoved",
     "SingleNode",
@@ -93,6 +94,18 @@ class UpdatesCommitted:
 
 
 @dataclass(frozen=True, slots=True)
+class NotificationsCommitted:
+    """``doc_id`` has durable notifications numbered ``first`` to ``seq`` (read them from
+    the notifications table and show them to the document's subscribers)."""
+
+    node: str
+    doc_id: str
+    first: int
+    seq: int
+    time: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class PresenceSignal:
     """A session's presence on a document changed (``state`` None: it left)."""
 
@@ -122,10 +135,13 @@ class SessionMoved:
     time: float = 0.0
 
 
-BusEvent: TypeAlias = UpdatesCommitted | PresenceSignal | AccountChanged | SessionMoved
+BusEvent: TypeAlias = (
+    UpdatesCommitted | NotificationsCommitted | PresenceSignal | AccountChanged | SessionMoved
+)
 
 _KINDS: dict[type[Any], str] = {
-    UpdatesCommitted: "u", PresenceSignal: "p", AccountChanged: "a", SessionMoved: "m",
+    UpdatesCommitted: "u", NotificationsCommitted: "n", PresenceSignal: "p",
+    AccountChanged: "a", SessionMoved: "m",
 }
 
 
@@ -134,6 +150,8 @@ def encode_event(event: BusEvent) -> str:
     body: list[Any] = [VERSION, _KINDS[type(event)], event.node, round(event.time, 6)]
     if isinstance(event, UpdatesCommitted):
         body += [event.doc_id, event.seq]
+    elif isinstance(event, NotificationsCommitted):
+        body += [event.doc_id, event.first, event.seq]
     elif isinstance(event, PresenceSignal):
         state = None if event.state is None else dict(event.state)
         body += [event.doc_id, event.session_id, event.username, state]
@@ -160,6 +178,11 @@ def decode_event(text: str | bytes) -> BusEvent:
         kind, node, when, rest = body[1], _text(body[2]), _number(body[3]), body[4:]
         if kind == "u" and len(rest) == 2:
             return UpdatesCommitted(node, _text(rest[0]), _seq(rest[1]), when)
+        if kind == "n" and len(rest) == 3:
+            first, last = _seq(rest[1]), _seq(rest[2])
+            if first > last:
+                raise ValueError("the first notification comes after the last")
+            return NotificationsCommitted(node, _text(rest[0]), first, last, when)
         if kind == "p" and len(rest) == 4:
             return PresenceSignal(node, _text(rest[0]), _text(rest[1]), _text(rest[2]),
                                   _state(rest[3]), when)

@@ -15,6 +15,11 @@ hub's bus handler and keeps four things in step across nodes:
   row, its row may lack that change; it writes the row again from the merged document,
   under a new cursor (``Commit`` with a directory row and no update), so the projection
   converges to the merged document and no stale row wins.
+- **Notifications.** The writer signals each commit's notifications per document
+  (``NotificationsCommitted``, numbers first to last); a node holding that document with
+  subscribers reads them by number and sends them on, so a notification made on one node
+  reaches subscribers on the others live. One missed while the listener was down is not
+  sent live, but stays in the list every client reads after a reconnect.
 - **Presence.** Local presence changes are published; the other nodes show them to their
   subscribers. Every node announces its presence again every ``idle_timeout / 3`` seconds
   and after a resync, and drops another node's presence not announced for
@@ -48,7 +53,14 @@ from sync.protocol.messages import (
     encode,
 )
 
-from .bus import Bus, BusEvent, PresenceSignal, SessionMoved, UpdatesCommitted
+from .bus import (
+    Bus,
+    BusEvent,
+    NotificationsCommitted,
+    PresenceSignal,
+    SessionMoved,
+    UpdatesCommitted,
+)
 from .errors import BusError, DatabaseError
 from .rooms import InvalidUpdate, MissingDependencies
 from .storage.records import Commit, LogEntry
@@ -118,6 +130,10 @@ class ClusterLink:
             room = self.hub.rooms.get_loaded(event.doc_id)
             if room is not None and event.seq > self._read.get(event.doc_id, room.seq):
                 self.catch_up(event.doc_id)
+        elif isinstance(event, NotificationsCommitted):
+            room = self.hub.rooms.get_loaded(event.doc_id)
+            if room is not None and room.subscribers:
+                self._spawn(self._relay_notifications(event))
         elif isinstance(event, PresenceSignal):
             self._remote_presence(event)
         elif isinstance(event, SessionMoved):
@@ -231,6 +247,24 @@ class ClusterLink:
         if row is not None:
             self.hub.post_directory(
                 room.doc_id, encode(DirectoryChanges((row.entry(),), row.cursor, False)))
+
+    # -- notifications ------------------------------------------------------------------
+
+    async def _relay_notifications(self, event: NotificationsCommitted) -> None:
+        """Another node stored notifications of a document held here: read them by number
+        and send them to its subscribers here (the writer's session is on that node)."""
+        try:
+            items = await self.hub.engine.notifications_since(
+                event.first - 1, [event.doc_id], event.seq - event.first + 1)
+        except DatabaseError as exc:  # still listed by ReadNotifications: nothing is lost
+            log.warning("reading notifications of %s failed: %s", event.doc_id, exc)
+            return
+        room = self.hub.rooms.get_loaded(event.doc_id)
+        if room is None:
+            return
+        for notification in items:
+            if notification.seq <= event.seq:
+                room.broadcast(encode(notification))
 
     # -- presence -----------------------------------------------------------------------
 

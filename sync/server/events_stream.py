@@ -301,7 +301,7 @@ async def _opening(
     changed since ``last_id``), recent activity, who else is there."""
     yield f"retry: {RETRY_MS}\n\n".encode()
     mark = room.seq
-    await hub.engine.barrier()  # the room's changes up to ``mark`` are durable now
+    await hub.barrier()  # the room's changes up to ``mark`` are durable now
     state = customer_state(room, claims)
     # A change after ``mark`` may be in the state already; it also comes as a ``change``.
     durable = min(room.seq, mark)
@@ -384,7 +384,7 @@ async def _pump(
             # Ids are durable sequence numbers: a resume "since N" never skips a change
             # that a crash took back (docs/protocol.md, "The live channel").
             try:
-                await hub.engine.barrier()
+                await hub.barrier()
             except Exception as exc:  # the writer failed: the room is dropped (hub.py)
                 log.warning("event stream of %s ends: the change was not stored (%s)",
                             claims.username, exc)

@@ -5,14 +5,21 @@ Both front doors, the WebSocket connections (``ws.py``) and the HTTP API
 
 1. where the storage engine numbers changes in memory (SQLite, see
    ``storage.base.Capabilities.numbers_at_commit``): assigns the next global sequence
-   number and fans the update out at once to every other subscriber of the document, on
-   /ws and on /yjs (echo suppression by session id, docs/protocol.md §5);
-2. queues the log entry, notifications and directory row for the group-commit writer;
+   number;
+2. queues the log entry, notifications and directory row for the group-commit writer
+   (``Engine.submit_then``: one small callback object per change, no future), then, with
+   numbers in memory, fans the update out at once to every other subscriber of the
+   document, on /ws and on /yjs (echo suppression by session id, docs/protocol.md §5);
 3. once durably committed: acks the writer, and sends the notifications and the
    directory change to those who follow them (their sequence numbers are then durable,
    so a replay "since N" never misses one). Where numbers are taken at commit
    (Postgres), the update itself is fanned out here too, with the number the commit
    took: nothing reaches anyone before it is committed.
+
+The WebSocket paths (``/ws``, ``/yjs``) come in through :meth:`SyncHub.accept_change_then`,
+which holds one session's plain edits of one document for the rest of the loop turn and
+hands them to step 1 as one merged change (one row, one commit entry, one fan-out frame;
+each ref acked with its number): see its docstring and docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.protocol import document, schema, yjs
+import pycrdt
+
+from sync.protocol import schema, yjs
 from sync.protocol.messages import (
     DirectoryChanges,
     Notification,
@@ -46,12 +55,15 @@ from .rooms import Change, Room, RoomRegistry, Subscriber
 from .storage.base import Committed, Engine
 from .storage.records import Commit, DirectoryRow, LogEntry
 
-__all__ = ["Session", "SyncHub", "can_access"]
+__all__ = ["OnStored", "Session", "SyncHub", "can_access"]
 
 log = logging.getLogger(__name__)
 
 #: Write a snapshot of a document after this many logged updates since the last one.
 SNAPSHOT_EVERY = 500
+#: At most this many updates merged into one log row (pycrdt's merge_updates costs ~2.5 µs
+#: an update up to ~128 merged, more beyond: measured in bench/update_budget.py).
+MAX_BATCH = 64
 #: Same actor, same fields, within this many seconds: one notification, not one per keystroke.
 NOTIFICATION_COALESCE = 30.0
 
@@ -72,9 +84,11 @@ def can_access(claims: Claims, doc_id: str) -> bool:
     return claims.customer_id is not None and doc_id == customer_doc_id(claims.customer_id)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Session:
-    """A client instance (seed 001's SessionId): survives reconnects for a grace period."""
+    """A client instance (seed 001's SessionId): survives reconnects for a grace period.
+
+    One per /ws client: ``slots`` keeps it small (issue 14, memory per connection)."""
 
     session_id: str
     claims: Claims
@@ -97,6 +111,83 @@ class _Coalesce:
     time: float
 
 
+#: Called once a change is durable: (its number, None), or (None, why it was not stored).
+OnStored = Callable[[int | None, BaseException | None], None]
+
+
+class _Acks:
+    """The callbacks of a batch's updates, called in arrival order with the batch's number
+    (one log row holds them all: each ref is acked with the number it was stored under)."""
+
+    __slots__ = ("callbacks",)
+
+    def __init__(self, callbacks: list[OnStored]) -> None:
+        self.callbacks = callbacks
+
+    def __call__(self, seq: int | None, error: BaseException | None) -> None:
+        for callback in self.callbacks:
+            callback(seq, error)
+
+
+class _Batch:
+    """Changes of one document from one session integrated in the current loop turn, not
+    yet handed to the engine (see :meth:`SyncHub.accept_change_then`)."""
+
+    __slots__ = ("author", "callbacks", "changes", "room", "session_id")
+
+    def __init__(self, room: Room, author: str, session_id: str | None) -> None:
+        self.room = room
+        self.author = author
+        self.session_id = session_id
+        self.changes: list[Change] = []
+        self.callbacks: list[OnStored] = []
+
+
+_UPDATED_ONLY = (NotificationKind.UPDATED,)
+
+
+class _InFlight:
+    """One submitted change until it is durable: what ``Engine.submit_then`` calls back
+    (one small object per change instead of a closure, its cells and two futures)."""
+
+    __slots__ = ("directory", "done", "fanout", "hub", "on_stored", "room", "seq",
+                 "session_id")
+
+    def __init__(
+        self, hub: SyncHub, room: Room, *, directory: DirectoryRow | None,
+        session_id: str | None, fanout: tuple[bytes, str, float, str | None, str | None] | None,
+        seq: int, done: asyncio.Future[int] | None, on_stored: OnStored | None,
+    ) -> None:
+        self.hub = hub
+        self.room = room
+        self.directory = directory
+        self.session_id = session_id
+        self.fanout = fanout
+        self.seq = seq
+        self.done = done
+        self.on_stored = on_stored
+
+    def __call__(self, committed: Committed | None, error: BaseException | None) -> None:
+        hub = self.hub
+        committed = hub._after_commit(committed, self.room, self.directory, self.session_id,
+                                      self.fanout)
+        if hub.cluster is not None:
+            hub.cluster.settled(self.room.doc_id, None if committed is None else committed.seq)
+        seq = None
+        if committed is not None:
+            seq = self.seq if committed.seq is None else committed.seq
+        else:
+            error = error or DatabaseError("the change was not stored")
+        done = self.done
+        if done is not None and not done.done():
+            if seq is None:
+                done.set_exception(error or DatabaseError("the change was not stored"))
+            else:
+                done.set_result(seq)
+        if self.on_stored is not None:
+            self.on_stored(seq, error)
+
+
 class SyncHub:
     """Shared state of one server process (event loop only, not thread-safe)."""
 
@@ -108,6 +199,10 @@ class SyncHub:
         self.auth = auth
         #: The highest update number this node handed out (SQLite) or saw committed.
         self.last_seq = 0
+        #: Per document: the changes of the current loop turn not yet submitted (one
+        #: session's at a time; :meth:`flush` submits them, at the turn's end or first).
+        self._batches: dict[str, _Batch] = {}
+        self._flush_scheduled = False
         #: The link to the other nodes (cluster.py), where several serve one database.
         self.cluster: ClusterLink | None = None
         self.rooms = RoomRegistry(
@@ -116,9 +211,12 @@ class SyncHub:
         self.sessions: dict[str, Session] = {}
         # Per-document state, kept while the document's room object lives (see _forget).
         self._last_notice: dict[str, _Coalesce] = {}
-        #: Updates logged since the document's last snapshot (drives snapshot writing).
+        #: Updates logged since the document's last snapshot (drives snapshot writing; after
+        #: a reload, the rows logged since it: a lower bound, a row may hold several).
         self._since_snapshot: dict[str, int] = {}
-        self.stats = {"updates": 0, "noop_updates": 0, "fanout_frames": 0}
+        self.stats = {"updates": 0, "noop_updates": 0, "fanout_frames": 0, "batched_updates": 0}
+        #: The directory columns' names, for the field table (object) they were read from.
+        self._directory_names: tuple[tuple[schema.Field, ...], tuple[str, ...]] = ((), ())
 
     async def _load(self, doc_id: str) -> tuple[list[bytes], int, bool]:
         parts, seq = await self.engine.load_document(doc_id)
@@ -267,27 +365,102 @@ class SyncHub:
         commit: the room's current one, a lower bound) and a future that resolves with the
         number the change was stored under once it is durable.
         """
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        return self._accept(room, change, author, session_id, done=done, on_stored=None), done
+
+    def accept_change_then(
+        self, room: Room, change: Change, author: str, session_id: str | None,
+        on_stored: OnStored,
+    ) -> int:
+        """:meth:`accept_change` for the WebSocket hot path: ``on_stored(seq, None)`` is
+        called once the change is durable (``on_stored(None, error)`` if it was not
+        stored), with no future per change. Returns the number as known now (a lower
+        bound: the change may wait for the end of the loop turn).
+
+        Batching: the plain edits (kind ``updated``, nothing repaired) one session makes to
+        one document within one loop turn are held and submitted together at the turn's end
+        (or before anything else touches the document, or a write barrier): their updates
+        merged by pycrdt into one, one log row, one commit entry, one fan-out frame, and
+        each ``on_stored`` called in arrival order with that row's number. Each update was
+        integrated (and checked, and refused where it had to be) on its own before it got
+        here, so a refusal answers exactly as without batching.
+        """
+        if change.repaired or change.kinds != _UPDATED_ONLY:
+            return self._accept(room, change, author, session_id, done=None,
+                                on_stored=on_stored)
+        doc_id = room.doc_id
+        batch = self._batches.get(doc_id)
+        if batch is not None and (batch.room is not room or batch.session_id != session_id
+                                  or batch.author != author):
+            del self._batches[doc_id]
+            self._submit(batch)
+            batch = None
+        if batch is None:
+            batch = self._batches[doc_id] = _Batch(room, author, session_id)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self.flush)
+        batch.changes.append(change)
+        batch.callbacks.append(on_stored)
+        if len(batch.changes) >= MAX_BATCH:
+            del self._batches[doc_id]
+            self._submit(batch)
+        return room.seq if self.numbers_at_commit else self.last_seq
+
+    def flush(self) -> None:
+        """Submit every pending batch (what a write barrier does first)."""
+        self._flush_scheduled = False
+        batches = self._batches
+        while batches:
+            doc_id = next(iter(batches))
+            self._submit(batches.pop(doc_id))
+
+    def barrier(self) -> asyncio.Future[Committed]:
+        """Resolves once everything accepted before it is committed: the pending batches
+        are submitted first."""
+        self.flush()
+        return self.engine.barrier()
+
+    def _submit(self, batch: _Batch) -> None:
+        changes = batch.changes
+        if len(changes) == 1:
+            self._accept(batch.room, changes[0], batch.author, batch.session_id, done=None,
+                         on_stored=batch.callbacks[0])
+            return
+        merged = Change(
+            pycrdt.merge_updates(*(change.update for change in changes)),
+            tuple(dict.fromkeys(name for change in changes for name in change.fields)),
+            tuple(dict.fromkeys(root for change in changes for root in change.roots)),
+            _UPDATED_ONLY,
+            next((c.title for c in reversed(changes) if c.title is not None), None),
+        )
+        self.stats["batched_updates"] += len(changes)
+        self._accept(batch.room, merged, batch.author, batch.session_id, done=None,
+                     on_stored=_Acks(batch.callbacks), updates=len(changes))
+
+    def _accept(
+        self, room: Room, change: Change, author: str, session_id: str | None, *,
+        done: asyncio.Future[int] | None, on_stored: OnStored | None, updates: int = 1,
+    ) -> int:
+        if room.doc_id in self._batches:  # the log keeps the order of integration
+            self._submit(self._batches.pop(room.doc_id))
         now = time.time()
         at_commit = self.numbers_at_commit
         seq = 0 if at_commit else self.engine.next_seq()
-        self.stats["updates"] += 1
+        stats = self.stats
+        stats["updates"] += updates
         # A repaired change goes back to its writer too: its replica still holds the values
         # that were undone.
         writer = None if change.repaired else session_id
         if not at_commit:
             room.seq = self.last_seq = seq
-            frame = encode(RemoteUpdate(room.doc_id, seq, change.update, author, now))
-            self.stats["fanout_frames"] += room.broadcast(frame, exclude=writer)
-            if room.yjs:
-                self.stats["fanout_frames"] += room.broadcast_yjs(
-                    yjs.sync_update(change.update), exclude=session_id
-                )
         notifications = self._notifications(room, change, author, now)
         directory = None
         if change.fields or "meta" in change.roots or NotificationKind.CREATED in change.kinds:
             directory = self.directory_row(room, now, seq)
         snapshot = None
-        count = self._since_snapshot.get(room.doc_id, 0) + 1
+        # Counted in updates (a batch's row holds several); after a reload, in rows.
+        count = self._since_snapshot.get(room.doc_id, 0) + updates
         if count >= SNAPSHOT_EVERY:
             snapshot = (room.doc_id, seq, room.doc.get_update())
             count = 0
@@ -300,33 +473,39 @@ class SyncHub:
             expires_at=now + self.config.notification_ttl,
             snapshot=snapshot,
         )
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        fanout = (change.update, author, now, writer, session_id) if at_commit else None
-
         cluster = self.cluster
         if cluster is not None:
             cluster.submitted(room.doc_id)
+        self.engine.submit_then(commit, _InFlight(
+            self, room, directory=directory, session_id=session_id,
+            fanout=(change.update, author, now, writer, session_id) if at_commit else None,
+            seq=seq, done=done, on_stored=on_stored,
+        ))
+        if not at_commit:
+            # After the submit: the writer thread starts on the commit (its fsync releases
+            # the GIL) while this fans out, so the writer's ack or echo comes sooner.
+            self._fan_out(room, change.update, author, now, seq, writer=writer,
+                          session_id=session_id)
+        return room.seq if at_commit else seq
 
-        def settle(stored: asyncio.Future[Committed]) -> None:
-            committed = self._after_commit(stored, room, directory, session_id, fanout)
-            if cluster is not None:
-                cluster.settled(room.doc_id, None if committed is None else committed.seq)
-            if done.done():
-                return
-            if stored.cancelled():
-                done.cancel()
-            elif committed is None:
-                done.set_exception(stored.exception() or DatabaseError("not stored"))
-            else:
-                done.set_result(seq if committed.seq is None else committed.seq)
-
-        self.engine.submit(commit).add_done_callback(settle)
-        return (room.seq if at_commit else seq), done
+    def _fan_out(self, room: Room, update: bytes, author: str, now: float, seq: int, *,
+                 writer: str | None, session_id: str | None) -> None:
+        """Send an update to the room's other subscribers: each frame encoded once per
+        room, and only when someone will receive it."""
+        subscribers = room.subscribers
+        if len(subscribers) > (writer in subscribers):
+            frame = encode(RemoteUpdate(room.doc_id, seq, update, author, now))
+            self.stats["fanout_frames"] += room.broadcast(frame, exclude=writer)
+        if len(room.yjs) > (session_id in room.yjs):
+            self.stats["fanout_frames"] += room.broadcast_yjs(
+                yjs.sync_update(update), exclude=session_id
+            )
 
     def durable(self, room: Room) -> asyncio.Future[int]:
         """A future of the room's sequence number once everything submitted so far is
         committed (what an update that changed nothing is acked with)."""
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.flush()
         mark = room.seq
 
         def settle(stored: asyncio.Future[Committed]) -> None:
@@ -370,10 +549,14 @@ class SyncHub:
         notification = Notification(
             self._notification_seq(), room.doc_id, kind, actor, now, (), title
         )
-        future = self.engine.submit(
-            Commit(notifications=[notification], expires_at=now + self.config.notification_ttl)
+
+        def stored(committed: Committed | None, _error: BaseException | None) -> None:
+            self._after_commit(committed, room, None, None, None)
+
+        self.engine.submit_then(
+            Commit(notifications=[notification], expires_at=now + self.config.notification_ttl),
+            stored,
         )
-        future.add_done_callback(lambda f: self._after_commit(f, room, None, None, None))
 
     def _notification_seq(self) -> int:
         """The next notification number, or a placeholder where the commit numbers them."""
@@ -384,57 +567,62 @@ class SyncHub:
         now = time.time() if now is None else now
         # A peer's raw CRDT update can hold any text; clip to the wire bounds of
         # DirectoryEntry, or every directory follower would get a frame it must refuse.
-        # One read of the fields map: per-column read_field calls open one pycrdt
-        # transaction each, which profiled as the largest new cost per accepted update.
-        current = document.read_fields(room.doc)
-        values = {
-            f.name: _clip(current.get(f.name), MAX_DIRECTORY_TEXT)
-            for f in schema.directory_fields()
-        }
-        return DirectoryRow.of(
-            customer_id_of(room.doc_id), values, updated_at=now, deleted=room.deleted,
-            cursor=seq,
-        )
+        # The room keeps the fields' values in step with each change (Room.field_values):
+        # reading the whole fields map per change profiled at ~12 µs.
+        current = room.field_values()
+        table = schema.fields()
+        if self._directory_names[0] is not table:  # read from the table it is now
+            self._directory_names = (table, tuple(f.name for f in schema.directory_fields()))
+        values = {}
+        for name in self._directory_names[1]:
+            value = current.get(name)
+            values[name] = value if value is None or len(value) <= MAX_DIRECTORY_TEXT else (
+                value[:MAX_DIRECTORY_TEXT])
+        # Already the directory columns in table order: what DirectoryRow.of would pick.
+        return DirectoryRow(customer_id_of(room.doc_id), values, now, room.deleted, seq)
 
     def _after_commit(
-        self, future: asyncio.Future[Committed], room: Room, directory: DirectoryRow | None,
+        self, committed: Committed | None, room: Room, directory: DirectoryRow | None,
         writer_session: str | None,
         fanout: tuple[bytes, str, float, str | None, str | None] | None,
     ) -> Committed | None:
-        """Deliver what waited for the commit; None if the change was not stored."""
-        if future.cancelled() or future.exception() is not None:
+        """Deliver what waited for the commit (``committed`` None: the change was not
+        stored; then the room is dropped); returns ``committed``."""
+        if committed is None:
             log.error("change to %s was not stored; reloading the room", room.doc_id)
             self.drop_room(room)
             return None
-        committed = future.result()
         if fanout is not None and committed.seq is not None:
             update, author, now, writer, session_id = fanout
             seq = committed.seq
             room.seq = max(room.seq, seq)
             self.last_seq = max(self.last_seq, seq)
-            frame = encode(RemoteUpdate(room.doc_id, seq, update, author, now))
-            self.stats["fanout_frames"] += room.broadcast(frame, exclude=writer)
-            if room.yjs:
-                self.stats["fanout_frames"] += room.broadcast_yjs(
-                    yjs.sync_update(update), exclude=session_id
-                )
+            self._fan_out(room, update, author, now, seq, writer=writer, session_id=session_id)
         for notification in committed.notifications:
             room.broadcast(encode(notification), exclude=writer_session)
         if directory is not None:
-            if committed.seq is not None and directory.cursor != committed.seq:
-                directory = dataclasses.replace(directory, cursor=committed.seq)
-            frame = encode(DirectoryChanges((directory.entry(),), directory.cursor, False))
-            self.post_directory(room.doc_id, frame)
+            followers = self._directory_followers(room.doc_id)
+            if followers:  # encoded only when someone follows the directory
+                if committed.seq is not None and directory.cursor != committed.seq:
+                    directory = dataclasses.replace(directory, cursor=committed.seq)
+                frame = encode(DirectoryChanges((directory.entry(),), directory.cursor, False))
+                for connection in followers:
+                    connection.post(frame)
         return committed
+
+    def _directory_followers(self, doc_id: str) -> list[Subscriber]:
+        """The connections of directory followers that may see ``doc_id``."""
+        return [
+            session.connection for session in self.sessions.values()
+            if session.directory and session.connection is not None
+            and can_access(session.claims, doc_id)
+        ]
 
     def post_directory(self, doc_id: str, frame: bytes) -> None:
         """Send a DirectoryChanges frame about ``doc_id`` to every directory follower that
         may see it."""
-        for session in self.sessions.values():
-            if session.directory and session.connection is not None and can_access(
-                session.claims, doc_id
-            ):
-                session.connection.post(frame)
+        for connection in self._directory_followers(doc_id):
+            connection.post(frame)
 
     def drop_room(self, room: Room) -> None:
         """A write failed: the in-memory document is ahead of the disk. Forget it, and close

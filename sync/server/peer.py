@@ -5,11 +5,18 @@ Both front doors for WebSocket clients, ``/ws`` (``ws.py``, our protocol) and ``
 rate-limits what arrives, and sends through :meth:`WebSocketPeer.post`, which never waits.
 A per-connection queue is drained by a short-lived task, so one slow subscriber never holds
 up a fan-out; one that falls too far behind is closed.
+
+An idle connection should cost little memory and no CPU (issue 14): the peer has
+``__slots__``, its send queue, logger adapter and name are made only when needed, and its
+deadlines are enforced by the node's one sweeper through ``registry.DeadlineWheel``
+(:meth:`WebSocketPeer.sweep` returns when it next needs checking), not by a timer or task
+of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -25,6 +32,7 @@ from sync.protocol.errors import CloseCode
 from .auth import Claims
 from .errors import AuthError
 from .hub import SyncHub
+from .registry import AccountKey, PeerRegistry
 
 __all__ = ["MAX_QUEUED_BYTES", "WebSocketPeer"]
 
@@ -35,28 +43,79 @@ MAX_QUEUED_BYTES = 32 * 1024 * 1024
 
 
 class WebSocketPeer:
-    """One accepted WebSocket; subclasses handle frames in :meth:`on_frame`."""
+    """One accepted WebSocket; subclasses handle frames in :meth:`on_frame`.
+
+    Subclasses declare ``__slots__`` too (memory per connection, issue 14).
+    """
+
+    __slots__ = (
+        "_claims", "_close_task", "_closing", "_drainer", "_log", "_proto", "_queue",
+        "_queued_bytes", "_tokens", "_tokens_at", "connected_at", "due_tick", "hub",
+        "last_seen", "registry", "token_expires_at", "websocket",
+    )
 
     def __init__(self, hub: SyncHub, websocket: WebSocket) -> None:
         self.hub = hub
         self.websocket = websocket
-        config = hub.config
-        self.claims: Claims | None = None
+        self._claims: Claims | None = None
         now = time.monotonic()
         self.connected_at = now
         self.last_seen = now
         self.token_expires_at = 0.0
-        self._tokens = float(config.rate_burst)
+        self._tokens = float(hub.config.rate_burst)
         self._tokens_at = now
-        self._queue: deque[bytes] = deque()
+        #: Frames waiting while the transport is busy (made when first needed).
+        self._queue: deque[bytes] | None = None
         self._queued_bytes = 0
         self._drainer: asyncio.Task[None] | None = None
         self._closing = False
         self._close_task: asyncio.Task[None] | None = None
-        self._write = direct_writer(websocket)
-        client = websocket.client
-        self.peer = f"{client.host}:{client.port}" if client else "?"
-        self.log = logging.LoggerAdapter(log, {"peer": self.peer})
+        self._proto = _direct_protocol(websocket)
+        self._log: logging.LoggerAdapter[logging.Logger] | None = None
+        #: The node's index of connections (set by ``PeerRegistry.add``), or None.
+        self.registry: PeerRegistry | None = None
+        #: The sweeper's bucket for this connection (``registry.DeadlineWheel``).
+        self.due_tick: int | None = None
+
+    @property
+    def claims(self) -> Claims | None:
+        """The verified token's claims (None before authentication)."""
+        return self._claims
+
+    @claims.setter
+    def claims(self, claims: Claims | None) -> None:
+        old = self.account_key
+        self._claims = claims
+        if self.registry is not None:
+            self.registry.authenticated(self, old)
+
+    @property
+    def account_key(self) -> AccountKey | None:
+        """(username, token version) of the verified token; None before authentication."""
+        claims = self._claims
+        return None if claims is None else (claims.username, claims.token_version)
+
+    @property
+    def username(self) -> str:
+        """The authenticated user ('' before authentication)."""
+        return self._claims.username if self._claims is not None else ""
+
+    @property
+    def peer(self) -> str:
+        """The client's address, for logs."""
+        client = self.websocket.client
+        return f"{client.host}:{client.port}" if client else "?"
+
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        """This connection's logger (carries the peer, and the session once bound)."""
+        if self._log is None:
+            self._log = logging.LoggerAdapter(log, {"peer": self.peer})
+        return self._log
+
+    @log.setter
+    def log(self, adapter: logging.LoggerAdapter[logging.Logger]) -> None:
+        self._log = adapter
 
     @property
     def closing(self) -> bool:
@@ -78,6 +137,8 @@ class WebSocketPeer:
             if pending is not None:
                 self._drainer = asyncio.get_running_loop().create_task(self._drain(pending))
             return
+        if self._queue is None:
+            self._queue = deque()
         self._queue.append(frame)
         self._queued_bytes += len(frame)
         if self._queued_bytes > MAX_QUEUED_BYTES:
@@ -96,7 +157,7 @@ class WebSocketPeer:
         task per frame, the largest cost of a fan-out to many subscribers. If it does
         suspend, the rest of it is returned for the drainer to finish, in order.
         """
-        if self._write is not None and self._write(frame):
+        if self._proto is not None and _write_direct(self._proto, frame):
             return None
         coro = self.websocket.send_bytes(frame)
         try:
@@ -118,9 +179,9 @@ class WebSocketPeer:
                 await self.websocket.send_bytes(frame)
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
             self.log.debug("send to %s failed: %s", self.peer, exc)
-            self._queue.clear()
             self._queued_bytes = 0
         finally:
+            self._queue = None  # an idle connection keeps no queue
             self._drainer = None
 
     # Closing -----------------------------------------------------------------------------
@@ -163,6 +224,9 @@ class WebSocketPeer:
         await self.websocket.accept()
         try:
             await self.on_open()
+            # The upgrade request's headers are not read after opening: do not keep them
+            # for the life of the connection (~1 KiB each).
+            self.websocket.scope["headers"] = []
             while not self._closing:
                 message = await self.websocket.receive()
                 if message["type"] == "websocket.disconnect" or self._closing:
@@ -227,8 +291,11 @@ class WebSocketPeer:
 
     # Called by the server's sweeper --------------------------------------------------------
 
-    def sweep(self, now: float) -> None:
-        """Enforce deadlines (auth, idle, token expiry); called every half second."""
+    def sweep(self, now: float) -> float | None:
+        """Enforce the deadlines due at ``now`` (auth, idle, token expiry); called by the
+        sweeper when this connection is due. Returns the ``time.monotonic()`` time at which
+        the next one falls due, or None once closing (see ``registry.DeadlineWheel``)."""
+        return None
 
     def revoke(self, reason: str) -> None:
         """The account was disabled or changed: close at once."""
@@ -237,6 +304,9 @@ class WebSocketPeer:
 
 def direct_writer(websocket: WebSocket) -> Callable[[bytes], bool] | None:
     """A synchronous frame writer straight to uvicorn's sans-I/O WebSocket, or None.
+
+    The peer itself keeps just the protocol (:func:`_direct_protocol`) and calls
+    :func:`_write_direct`: no closure per connection.
 
     The ASGI way to send is a chain of coroutines (Starlette, uvicorn) around two calls:
     ``conn.send_binary(frame)`` on the ``websockets`` sans-I/O protocol and
@@ -248,29 +318,36 @@ def direct_writer(websocket: WebSocket) -> Callable[[bytes], bool] | None:
     which waits for the transport as it should. ``test_peer.py`` checks that the pinned
     uvicorn still has the shape this relies on.
     """
+    proto = _direct_protocol(websocket)
+    return None if proto is None else functools.partial(_write_direct, proto)
+
+
+def _direct_protocol(websocket: WebSocket) -> Any:
+    """uvicorn's protocol object behind ``websocket`` if it has the expected shape."""
     send = getattr(websocket, "_send", None)
     proto = getattr(send, "__self__", None)
-    conn = getattr(proto, "conn", None)
-    writable = getattr(proto, "writable", None)
     if (
         proto is None or getattr(send, "__name__", "") != "send"
-        or not isinstance(conn, WebSocketsProtocol) or not isinstance(writable, asyncio.Event)
+        or not isinstance(getattr(proto, "conn", None), WebSocketsProtocol)
+        or not isinstance(getattr(proto, "writable", None), asyncio.Event)
         or not hasattr(proto, "transport") or not hasattr(proto, "close_sent")
     ):
         return None
+    return proto
 
-    def write(frame: bytes) -> bool:
-        if (not writable.is_set() or proto.close_sent or proto.disconnected
-                or not proto.handshake_complete or proto.initial_response is not None):
-            return False
-        try:
-            conn.send_binary(frame)
-        except InvalidState:
-            return True  # the connection is closing: the frame is moot, as uvicorn drops it
-        proto.transport.write(b"".join(conn.data_to_send()))
-        return True
 
-    return write
+def _write_direct(proto: Any, frame: bytes) -> bool:
+    """Write ``frame`` as uvicorn would; False where uvicorn's ``send`` must be used."""
+    if (not proto.writable.is_set() or proto.close_sent or proto.disconnected
+            or not proto.handshake_complete or proto.initial_response is not None):
+        return False
+    conn = proto.conn
+    try:
+        conn.send_binary(frame)
+    except InvalidState:
+        return True  # the connection is closing: the frame is moot, as uvicorn drops it
+    proto.transport.write(b"".join(conn.data_to_send()))
+    return True
 
 
 class _Resumed:

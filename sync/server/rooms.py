@@ -18,8 +18,7 @@ import logging
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -140,10 +139,27 @@ class Room:
     #: Created on the first change (a room only read never observes its document), dropped
     #: by release().
     _tracker: document.ChangeTracker | None = field(default=None, init=False)
+    #: The fields as document.read_fields reads them, kept in step with the tracked key
+    #: events (None: read afresh on next use), and the field table they were read under.
+    _fields: dict[str, str | None] | None = field(default=None, init=False, repr=False)
+    _fields_table: tuple[schema.Field, ...] = field(default=(), init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.deleted = document.is_deleted(self.doc)
         self.name = document.read_field(self.doc, "name")
+
+    def field_values(self) -> Mapping[str, str | None]:
+        """Every field's value, as :func:`document.read_fields` reads them (read only).
+
+        Read from the document once, then kept in step with each change's key events, so
+        the directory row of a change costs no read of the whole fields map.
+        """
+        table = schema.fields()
+        values = self._fields
+        if values is None or self._fields_table is not table:
+            values = self._fields = document.read_fields(self.doc)
+            self._fields_table = table
+        return values
 
     @property
     def busy(self) -> bool:
@@ -156,22 +172,23 @@ class Room:
         pycrdt keeps each observer callback, which refers to the Doc, inside the Rust
         document: a cycle Python's collector cannot see. Without this an evicted room is
         never freed (measured: about 22 KiB per small document). A later change observes
-        afresh (see _tracking), so a request still holding the room loses nothing.
+        afresh (see _track), so a request still holding the room loses nothing.
         """
         tracker, self._tracker = self._tracker, None
         if tracker is not None:
             tracker.close()
 
-    @contextmanager
-    def _tracking(self) -> Iterator[None]:
-        if self._tracker is None:
-            self._tracker = document.ChangeTracker(self.doc)
-        with self._tracker.tracking():
-            self._deleted_before = self.deleted
-            yield
+    def _track(self) -> document.ChangeTracker:
+        """Start recording the document's changes afresh (read back by :meth:`_change`)."""
+        tracker = self._tracker
+        if tracker is None:
+            tracker = self._tracker = document.ChangeTracker(self.doc)
+        tracker.reset()
+        self._deleted_before = self.deleted
+        return tracker
 
     def _change(self) -> Change | None:
-        assert self._tracker is not None  # only called inside _tracking()
+        assert self._tracker is not None  # only called after _track()
         update = self._tracker.update
         if update is None or update == _EMPTY_UPDATE:
             # pycrdt reports an empty update when all it did was keep something pending.
@@ -195,9 +212,22 @@ class Room:
             kinds.append(NotificationKind.UPDATED)
         self.exists = True
         changed = self._tracker.fields
-        field_names = tuple(f for f in schema.field_names() if f in changed) if changed else ()
-        if "name" in self._tracker.fields:
-            self.name = document.read_field(self.doc, "name")
+        field_names = _in_table_order(changed) if changed else ()
+        values = self._fields
+        if changed and values is not None:
+            for key, key_change in changed.items():
+                value = key_change.get("newValue")  # the key's current value (None: gone)
+                if value is not None and not isinstance(value, str):
+                    self._fields = None  # not text: read_fields' conversion next time
+                    break
+                if key in values:
+                    values[key] = value
+        name = changed.get("name")
+        if name is not None:
+            # The key event's newValue is the key's current value (no read transaction);
+            # anything but text (a deletion, a peer's odd value) is read as read_field does.
+            value = name.get("newValue")
+            self.name = value if isinstance(value, str) else document.read_field(self.doc, "name")
         return Change(update, field_names, tuple(sorted(roots)), tuple(kinds), self.name)
 
     def apply_update(
@@ -239,19 +269,20 @@ class Room:
                 raise InvalidUpdate(f"not a valid document update: {exc}") from exc
             if changes is None:
                 raise MissingDependencies(_MISSING)
-        with self._tracking():
-            try:
-                self.doc.apply_update(update)
-            except ValueError as exc:
-                raise InvalidUpdate(f"not a valid document update: {exc}") from exc
-            except RuntimeError as exc:
-                # yrs may have integrated a part before failing: report it (see InvalidUpdate).
-                raise InvalidUpdate(
-                    f"not a valid document update: {exc}", partial=self._change()
-                ) from exc
-            repaired = document.repair_fields(self.doc, self._tracker.fields, writer=writer) if (
-                self._tracker is not None and self._tracker.fields) else {}
-            change = self._change()
+        tracker = self._track()
+        try:
+            self.doc.apply_update(update)
+        except ValueError as exc:
+            raise InvalidUpdate(f"not a valid document update: {exc}") from exc
+        except RuntimeError as exc:
+            # yrs may have integrated a part before failing: report it (see InvalidUpdate).
+            self._fields = None  # and read the fields afresh after such a failure
+            raise InvalidUpdate(
+                f"not a valid document update: {exc}", partial=self._change()
+            ) from exc
+        repaired = document.repair_fields(self.doc, tracker.fields, writer=writer) if (
+            tracker.fields) else {}
+        change = self._change()
         if repaired and change is not None:
             log.warning("%s: undid field values that break the rules: %s", self.doc_id,
                         "; ".join(repaired.values()))
@@ -274,6 +305,7 @@ class Room:
         if change is None and self.doc.get_state() == before:
             return None
         integrated = self.doc.get_update(before)
+        self._fields = None  # the events may have missed changes: read afresh
         # The event may have missed changes to these too: read them afresh.
         self.name = document.read_field(self.doc, "name")
         self.deleted = document.is_deleted(self.doc)
@@ -298,6 +330,7 @@ class Room:
         fresh.apply_update(self.doc.get_update())
         self.release()
         self.doc = fresh
+        self._fields = None
 
     def edit(self, fn: Callable[[Doc[Any]], object]) -> Change | None:
         """Make a server-side change (HTTP API) in one transaction; None if it changed nothing.
@@ -305,7 +338,8 @@ class Room:
         ``fn`` may raise (e.g. InvalidFieldValue) before writing anything: then nothing
         changes.
         """
-        with self._tracking(), self.doc.transaction():
+        self._track()
+        with self.doc.transaction():
             fn(self.doc)
         return self._change()
 
@@ -316,6 +350,24 @@ class Room:
     def broadcast_yjs(self, frame: bytes, exclude: str | None = None) -> int:
         """The same for the Yjs endpoint's connections (y-websocket encoded frames)."""
         return _post_all(self.yjs, frame, exclude)
+
+
+#: The field table's names by position, for the table it was built from (a table extended
+#: by a test is another tuple: rebuilt then).
+_order: tuple[tuple[schema.Field, ...], dict[str, int]] = ((), {})
+
+
+def _in_table_order(changed: dict[str, Any]) -> tuple[str, ...]:
+    """The field table's names among ``changed``, in table order (unknown keys left out)."""
+    global _order  # noqa: PLW0603 - a cache keyed on the table itself, never a copy of it
+    table = schema.fields()
+    if _order[0] is not table:
+        _order = (table, {f.name: i for i, f in enumerate(table)})
+    index = _order[1]
+    if len(changed) == 1:
+        name = next(iter(changed))
+        return (name,) if name in index else ()
+    return tuple(sorted((n for n in changed if n in index), key=index.__getitem__))
 
 
 def _post_all(subscribers: dict[str, Subscriber], frame: bytes, exclude: str | None) -> int:

@@ -401,23 +401,29 @@ def one_contiguous_client(update: bytes, state_vector: bytes) -> bool:
         if reader.var_uint() != 1:
             return False
         reader.var_uint()  # number of structs
-        client = reader.var_uint()
+        at = reader.pos
+        reader.var_uint()  # the client id: its bytes are reused as they are
+        client = update[at:reader.pos]
+        at = reader.pos
         start = reader.var_uint()
+        start_bytes = update[at:reader.pos]
     except UpdateFormatError:
         return False
     try:
         whole = update
         if start:
-            probe = b"".join((b"\x01\x01", write_var_uint(client), b"\x00\x00",
-                              write_var_uint(start), b"\x00"))
-            if _Reader(get_update(probe, state_vector)).var_uint():
+            probe = b"".join((b"\x01\x01", client, b"\x00\x00", start_bytes, b"\x00"))
+            # An update whose first number (client groups) is not 0: something is left.
+            if not get_update(probe, state_vector).startswith(b"\x00"):
                 return False  # a gap before the update
             whole = merge_updates(probe, update)
-        run = read_state_vector(get_state(whole)).get(client)
-        if run is None:
+        # ``whole`` holds this client's structs only: its state vector is the one entry
+        # (client, end of the unbroken run). Anything else (no run, or a client id not
+        # encoded as pycrdt does) is left to the full check.
+        until = get_state(whole)
+        if not until.startswith(b"\x01" + client):
             return False
-        until = b"".join((b"\x01", write_var_uint(client), write_var_uint(run)))
-        return _Reader(get_update(update, until)).var_uint() == 0
+        return get_update(update, until).startswith(b"\x00")
     except (ValueError, UpdateFormatError):
         return False  # unreadable for pycrdt too: the full check says so
 

@@ -22,6 +22,8 @@ from sync.protocol.messages import (
     Ack,
     Authenticate,
     DirectoryChanges,
+    DirectoryPage,
+    DirectoryRows,
     DirectorySubscribe,
     Error,
     Heartbeat,
@@ -58,6 +60,8 @@ _MAX_ERROR_TEXT = 1000
 
 class Connection(WebSocketPeer):
     """The server side of one client connection."""
+
+    __slots__ = ("_auth_task", "_turn", "protocol", "session")
 
     def __init__(self, hub: SyncHub, websocket: WebSocket) -> None:
         super().__init__(hub, websocket)
@@ -345,21 +349,29 @@ class Connection(WebSocketPeer):
             return
         if change is None:
             self.hub.stats["noop_updates"] += 1
-            future = self.hub.durable(room)
+            self.hub.durable(room).add_done_callback(lambda f: self._after_barrier(f, message))
         else:
-            _, future = self.hub.accept_change(room, change, claims.username,
-                                               session.session_id)
-        future.add_done_callback(lambda f: self._after_store(f, message))
+            # No future per update: the hub calls back once the change is durable.
+            self.hub.accept_change_then(
+                room, change, claims.username, session.session_id,
+                lambda seq, error: self._after_store(seq, error, message))
 
-    def _after_store(self, future: asyncio.Future[int], message: Update) -> None:
-        if future.cancelled() or future.exception() is not None:
+    def _after_barrier(self, future: asyncio.Future[int], message: Update) -> None:
+        if future.cancelled():
+            self._after_store(None, None, message)
+        else:
+            error = future.exception()
+            self._after_store(None if error is not None else future.result(), error, message)
+
+    def _after_store(self, seq: int | None, error: BaseException | None,
+                     message: Update) -> None:
+        if seq is None:
             self.log.error("update %d of %s to %s not acknowledged: %s", message.ref,
-                           self.username, message.doc,
-                           "cancelled" if future.cancelled() else future.exception())
+                           self.username, message.doc, error or "cancelled")
             self._error(ErrorCode.INTERNAL_ERROR, "the server could not store this change; "
                         "it stays in your outbox", ref=message.ref, doc=message.doc)
         else:
-            self._send(Ack(message.doc, message.ref, future.result()))
+            self._send(Ack(message.doc, message.ref, seq))
 
     async def _on_presence(self, message: Presence) -> None:
         room = self._subscribed_room(message.doc)
@@ -395,7 +407,13 @@ class Connection(WebSocketPeer):
             rows = rows[:page]
             if rows:
                 cursor = rows[-1].cursor
-            self._send(DirectoryChanges(tuple(r.entry() for r in rows), cursor, more))
+            # The pass comes as DirectoryPage, live changes as DirectoryChanges (§6); a
+            # version-2 client gets the pass as DirectoryChanges too (§9).
+            entries = tuple(r.entry() for r in rows)
+            if self.protocol.version == 2:
+                self._send(DirectoryChanges(entries, cursor, more))
+            else:
+                self._send(DirectoryPage(DirectoryRows.of(entries), cursor, more))
             if not more or self._closing:
                 break
 
@@ -411,23 +429,31 @@ class Connection(WebSocketPeer):
 
     # Called by the server's sweeper ---------------------------------------------------------
 
-    def sweep(self, now: float) -> None:
-        """Enforce the auth deadline, idle timeout and token expiry (docs/protocol.md §8)."""
+    def sweep(self, now: float) -> float | None:
+        """Enforce the auth deadline, idle timeout and token expiry (docs/protocol.md §8);
+        the time of the next deadline, or None once closing."""
         config = self.hub.config
         if self._closing:
-            return
+            return None
         if self.protocol.state in (State.AWAITING_AUTH, State.AUTHENTICATING):
-            if now - self.connected_at > config.auth_timeout:
+            deadline = self.connected_at + config.auth_timeout
+            if now > deadline:
                 self._fail(ErrorCode.AUTH_TIMEOUT,
                            f"authenticate within {config.auth_timeout:g} seconds",
                            CloseCode.AUTH_TIMEOUT)
-            return
-        if now - self.last_seen > config.idle_timeout:
+                return None
+            return deadline
+        idle_deadline = self.last_seen + config.idle_timeout
+        expires_in = self.token_expires_at - time.time()
+        if now > idle_deadline:
             self._fail(ErrorCode.BAD_MESSAGE, "no heartbeat; connection considered dead",
                        CloseCode.HEARTBEAT_TIMEOUT)
-        elif time.time() > self.token_expires_at:
+        elif expires_in < 0:
             self._fail(ErrorCode.TOKEN_EXPIRED, "access token expired; renew it in time",
                        CloseCode.TOKEN_EXPIRED)
+        else:
+            return min(idle_deadline, now + expires_in)
+        return None
 
     def revoke(self, reason: str) -> None:
         """The account was disabled or changed: close at once."""

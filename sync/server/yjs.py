@@ -22,11 +22,11 @@ document gets y-protocols' permission-denied message and the socket is closed.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import time
 
+from starlette.datastructures import QueryParams
 from starlette.websockets import WebSocket
 
 from sync.protocol import yjs
@@ -54,6 +54,9 @@ _ids = itertools.count(1)
 class YjsConnection(WebSocketPeer):
     """The server side of one y-websocket client on one customer document."""
 
+    __slots__ = ("_authenticating", "_awareness_ids", "_held", "_nudged", "_queried", "doc_id",
+                 "room", "session_id")
+
     def __init__(self, hub: SyncHub, websocket: WebSocket, customer_id: str) -> None:
         super().__init__(hub, websocket)
         self.doc_id = customer_doc_id(customer_id)
@@ -80,7 +83,8 @@ class YjsConnection(WebSocketPeer):
         if not is_doc_id(self.doc_id):
             self._deny("not a customer id: use the customer's UUID", YjsCloseCode.BAD_REQUEST)
             return
-        token = self.websocket.query_params.get("token")
+        # Parsed, not cached on the socket (websocket.query_params would keep it all along).
+        token = QueryParams(self.websocket.scope["query_string"]).get("token")
         if token:
             await self._authenticate(token)
 
@@ -217,15 +221,11 @@ class YjsConnection(WebSocketPeer):
         self._nudged = False
         if change is None:
             return
-        _, future = self.hub.accept_change(room, change, self.claims.username,
-                                           self.session_id)
-        echo = yjs.sync_update(change.update)
-
-        def after_commit(done: asyncio.Future[int]) -> None:
-            if not done.cancelled() and done.exception() is None:
-                self.post(echo)
-
-        future.add_done_callback(after_commit)
+        update = change.update
+        # The echo, built once it is durable (no future per update: the hub calls back).
+        self.hub.accept_change_then(
+            room, change, self.claims.username, self.session_id,
+            lambda seq, _error: None if seq is None else self.post(yjs.sync_update(update)))
 
     def _on_awareness(self, room: Room, message: yjs.AwarenessUpdate) -> None:
         accepted: list[yjs.AwarenessEntry] = []
@@ -284,25 +284,38 @@ class YjsConnection(WebSocketPeer):
 
     # Called by the server's sweeper -----------------------------------------------------------
 
-    def sweep(self, now: float) -> None:
-        """Auth deadline, idle timeout (with a query-awareness nudge first), token expiry."""
+    def sweep(self, now: float) -> float | None:
+        """Auth deadline, idle timeout (with a query-awareness nudge first), token expiry;
+        the time of the next deadline, or None once closing."""
         config = self.hub.config
         if self.closing:
-            return
+            return None
         if self.room is None:
-            if now - self.connected_at > config.auth_timeout and not self._authenticating:
-                self._deny(f"authenticate within {config.auth_timeout:g} seconds",
-                           YjsCloseCode.UNAUTHORIZED)
-            return
+            deadline = self.connected_at + config.auth_timeout
+            if now > deadline:
+                if not self._authenticating:
+                    self._deny(f"authenticate within {config.auth_timeout:g} seconds",
+                               YjsCloseCode.UNAUTHORIZED)
+                    return None
+                return now + self.hub.config.auth_timeout / 10  # the check is under way
+            return deadline
         silent = now - self.last_seen
+        expires_in = self.token_expires_at - time.time()
         if silent > config.idle_timeout:
             self.close(CloseCode.HEARTBEAT_TIMEOUT, "no message; connection considered dead")
-        elif silent > config.idle_timeout / 2 and not self._queried:
+            return None
+        if silent > config.idle_timeout / 2 and not self._queried:
             self._queried = True
             self.post(yjs.query_awareness())  # a live provider answers with its awareness
-        elif time.time() > self.token_expires_at:
+        elif expires_in < 0:
             self._deny("access token expired; reconnect with a new token",
                        YjsCloseCode.UNAUTHORIZED)
+            return None
+        nudge_at = self.last_seen + config.idle_timeout / 2
+        next_check = self.last_seen + config.idle_timeout
+        if not self._queried and nudge_at < next_check:
+            next_check = nudge_at
+        return min(next_check, now + expires_in)
 
     def revoke(self, reason: str) -> None:
         """The account was disabled or changed: close at once."""

@@ -104,7 +104,7 @@ class PostgresCluster:
         )
         if result.returncode != 0:
             raise RuntimeError(f"{program} failed ({result.returncode}): {result.stderr}")
-        return result.stdout
+        return str(result.stdout)
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the server on a free port (the same port again after a stop)."""

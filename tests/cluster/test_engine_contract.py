@@ -65,6 +65,21 @@ async def test_changes_are_numbered_in_order_and_load_back(engine: Engine) -> No
     assert [e.seq for e in await engine.history("customer:a", before=3)] == [1]
 
 
+async def test_submit_then_calls_back_in_order_once_committed(engine: Engine) -> None:
+    """submit_then (the hub's path, no future per change) reports each change's number in
+    submit order once it is committed: what a later read sees."""
+    outcomes: list[tuple[int | None, BaseException | None]] = []
+    for n in range(1, 4):
+        seq = 0 if engine.capabilities.numbers_at_commit else engine.next_seq()
+        engine.submit_then(
+            Commit(entry=LogEntry(seq, "customer:t", "alice", None, float(n), ("notes",),
+                                  f"t{n}".encode())),
+            lambda done, error: outcomes.append((None if done is None else done.seq, error)))
+    await engine.barrier()  # submitted after them: they are committed and reported first
+    assert outcomes == [(1, None), (2, None), (3, None)]
+    assert await engine.load_document("customer:t") == ([b"t1", b"t2", b"t3"], 3)
+
+
 async def test_directory_feed_and_search_agree(engine: Engine) -> None:
     """The directory follows the last change of each customer; search by word prefixes."""
     await commit(engine, "customer:c1", 1, name="Sam Carter")

@@ -87,3 +87,36 @@ async def test_a_failed_transaction_acks_nothing_and_the_next_one_works(
         await writer.close()
     async with pool.acquire() as conn:
         assert [s for s, _, _ in await updates_since(conn, 0, 10)] == [1, 2]
+
+
+async def test_the_writer_survives_its_connection_cut_at_any_moment(
+    pool: Any, pg_cluster: PostgresCluster, pg_dsn: str
+) -> None:
+    """Backends killed while changes stream in: each change settles (stored or failed), the
+    writer task never ends, and the next change is stored (issue 12: a cut connection left in
+    a bad protocol state used to end the writer, so nothing was acked again)."""
+    writer = PostgresWriter(pool)
+    writer.start()
+    dbname = pg_dsn.rsplit("/", 1)[1]
+    futures: list[asyncio.Future[Any]] = []
+
+    async def stream() -> None:
+        for k in range(150):
+            futures.append(writer.submit(_commit("customer:a", k)) if k % 3 else writer.barrier())
+            await asyncio.sleep(0.002 * (k % 4))  # spread over the cut, not a wait for a state
+
+    try:
+        for cut in range(6):
+            streaming = asyncio.create_task(stream())
+            await asyncio.sleep(0.05 * cut)
+            await asyncio.to_thread(pg_cluster.terminate_backends, dbname)
+            await streaming
+            _done, pending = await asyncio.wait(futures, timeout=15)
+            assert not pending, f"{len(pending)} changes never settled: {writer.stopped}"
+            assert writer.stopped is None
+            futures.clear()
+        assert (await asyncio.wait_for(writer.barrier(), 15)).seq is None
+        stored = await asyncio.wait_for(writer.submit(_commit("customer:a", 999)), 15)
+        assert stored.seq is not None
+    finally:
+        await asyncio.wait_for(writer.close(), 15)

@@ -18,8 +18,11 @@ from sync.protocol.messages import (
     Ack,
     Heartbeat,
     HeartbeatAck,
+    Notification,
+    Notifications,
     Presence,
     PresenceChanged,
+    ReadNotifications,
     RemoteUpdate,
     SyncStep1,
     SyncStep2,
@@ -107,6 +110,31 @@ async def test_an_update_on_one_node_reaches_the_other_live_without_an_echo(
         await client.expect(HeartbeatAck)
     assert [m.author for m in a.received(RemoteUpdate)] == []
     assert [m.author for m in b.received(RemoteUpdate)] == []
+
+
+async def test_a_notification_made_on_one_node_reaches_the_other_live(
+    start_nodes: Callable[..., list[ServerHandle]],
+) -> None:
+    """alex's edit on node1 makes a notification; sam, subscribed on node2, gets it live,
+    numbered as stored, once; alex (the writer) gets none of his own."""
+    one, two = start_nodes()
+    doc_id = new_doc()
+    a = await WireClient.connect(one.ws_url, one.token("alex"))
+    b = await WireClient.connect(two.ws_url, two.token("sam"))
+    ra = await join(a, doc_id)
+    await join(b, doc_id)
+    await a.send(Update(doc_id, 1, ra.set(name="Noticed on node 2")))
+    await a.expect(Ack, lambda m: m.ref == 1)
+    live = await b.expect(Notification, lambda m: m.doc == doc_id and m.actor == "alex")
+    await b.send(ReadNotifications(0))
+    stored = await b.expect(Notifications)
+    assert [(n.seq, n.kind) for n in stored.items if n.actor == "alex"] == [
+        (live.seq, live.kind)]
+    for client in (a, b):  # a round trip: anything still on its way has arrived by then
+        await client.send(Heartbeat(7))
+        await client.expect(HeartbeatAck)
+    assert [n for n in b.received(Notification) if n.actor == "alex"] == []  # not twice
+    assert [n for n in a.received(Notification) if n.actor == "alex"] == []
 
 
 async def test_a_client_of_a_killed_node_resumes_on_the_other_through_haproxy(

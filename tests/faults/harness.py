@@ -49,8 +49,9 @@ class RunConfig:
     mean_fault_gap: float = 2.5
     mean_kill_gap: float = 4.0
     server_kill_share: float = 0.3
-    #: The first this many chaos events fault the server whatever the draw, so a short run
-    #: under load (slow restarts leave time for few events) still covers those faults.
+    #: The first this many chaos events fault the server whatever the draw, and (if more
+    #: than 0) the next one kills a client, so a short run under load (slow restarts leave
+    #: time for few events) still covers those faults.
     first_server_kills: int = 0
     dead_after: float = 5.0
     backoff_max: float = 2.0
@@ -182,12 +183,19 @@ class _Run:
         """SIGKILL and restart workers and the server at seeded random times."""
         rng = random.Random(f"{self.config.seed}:chaos")
         while not stop.is_set():
+            gap = rng.expovariate(1 / self.config.mean_kill_gap)
+            forced = self.report.server_kills < self.config.first_server_kills
+            # Then one client kill whatever the draw, for the same reason (a run under load
+            # whose slow server restarts left no time for one did not test client kills).
+            client_due = (not forced and self.config.first_server_kills > 0
+                          and self.report.worker_kills == 0)
+            if forced or client_due:  # and soon enough to fit in a short run
+                gap = min(gap, self.config.mean_kill_gap)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), rng.expovariate(1 / self.config.mean_kill_gap))
+                await asyncio.wait_for(stop.wait(), gap)
             if stop.is_set():
                 break
-            forced = self.report.server_kills < self.config.first_server_kills
-            if rng.random() < self.config.server_kill_share or forced:
+            if (rng.random() < self.config.server_kill_share or forced) and not client_due:
                 await asyncio.to_thread(self.server.kill)
                 self.report.server_kills += 1
                 await asyncio.sleep(rng.uniform(0.2, 2.0))  # the outage's length

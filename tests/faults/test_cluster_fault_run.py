@@ -19,18 +19,7 @@ from tests.cluster.haproxy import HAProxyUnavailable, find_haproxy
 from tests.cluster.pg import PostgresUnavailable, find_bin_dir
 from tests.faults.harness import RunConfig, RunReport, run, seed_from_env
 
-pytestmark = [
-    pytest.mark.slow, pytest.mark.timeout(360),
-    # A known bug of the unfinished multi-node work (issue 12, left open): in about one run
-    # of four, after a node or Postgres fault some clients' pushes are never acked again
-    # and the run does not converge. Until it is fixed the run is opt-in, so the suite
-    # does not fail by chance; the single-node fault run (test_fault_run.py) stays on.
-    pytest.mark.skipif(
-        os.environ.get("LIVEEDIT_CLUSTER_FAULTS") != "1",
-        reason="cluster fault run is opt-in (LIVEEDIT_CLUSTER_FAULTS=1) until the issue-12 "
-               "bug 'pushes never acked after a node or Postgres fault' is fixed",
-    ),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(360)]
 
 
 @pytest.fixture(scope="module")

@@ -456,10 +456,10 @@ def test_hostile_field_values_reach_followers_within_wire_bounds(
         await state.fresh_sync()  # the observer decoded everything sent before this
         fresh = await WireClient.connect(state.server.ws_url, state.token("olivia"))
         await fresh.send(DirectorySubscribe(0))
-        from sync.protocol.messages import DirectoryChanges
+        from sync.protocol.messages import DirectoryPage
 
-        page = await fresh.expect(DirectoryChanges)
-        names = [e.value("name") for e in page.entries if e.customer_id == SHARED_ID]
+        page = await fresh.expect(DirectoryPage)
+        names = [e.value("name") for e in page.entries() if e.customer_id == SHARED_ID]
         assert names and all(n is not None and len(n) <= 1024 for n in names)
         await fresh.close()
 

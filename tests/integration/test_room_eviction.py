@@ -225,8 +225,9 @@ async def test_the_cap_evicts_idle_documents_and_they_come_back_right(
 
 
 async def test_snapshot_rhythm_survives_eviction(server_factory: Any) -> None:
-    """300 updates, eviction, 200 more: the snapshot due every 500 updates is written at
-    the 500th (the count since the last snapshot is not reset by a reload)."""
+    """300 updates in R log rows, eviction, 500 - R more: the snapshot due every 500
+    updates is written at the last (the count since the last snapshot is not reset by a
+    reload, which counts the R rows it read)."""
     server = server_factory(*FAST_EVICTION)
     doc_id = new_doc_id()
     alex = await rep(server, "alex")
@@ -235,8 +236,12 @@ async def test_snapshot_rhythm_survives_eviction(server_factory: Any) -> None:
     mark = len(server.output)
     await alex.send(Unsubscribe((doc_id,)))
     await evicted_down_to(server, mark, 0)
+    with sqlite3.connect(server.db_path) as conn:
+        rows = conn.execute("SELECT COUNT(*) FROM updates WHERE doc_id = ?",
+                            (doc_id,)).fetchone()[0]
     await join(alex, doc_id, replica)
-    last = await send_all(alex, doc_id, [replica.set(name=f"w{i}") for i in range(200)], 301)
+    more = [replica.set(name=f"w{i}") for i in range(500 - rows)]
+    last = await send_all(alex, doc_id, more, 301)
 
     def snapshot_seq() -> int | None:
         with sqlite3.connect(server.db_path) as conn:

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from sync.protocol import schema
-from sync.protocol.messages import DirectoryChanges, DirectorySubscribe
+from sync.protocol.messages import DirectoryPage, DirectorySubscribe
 from sync.server.importer import import_customers
 
 from .conftest import ServerHandle, scaled
@@ -73,14 +73,14 @@ def test_the_extended_table_reaches_http_openapi_directory_and_history(
 async def test_the_extended_table_reaches_the_directory_over_ws(
     extended_server: tuple[tuple[schema.Field, ...], ServerHandle],
 ) -> None:
-    """DirectoryChanges carries phone2 to a /ws follower (both sides read the table)."""
+    """The directory pass carries phone2 to a /ws follower (both sides read the table)."""
     _, server = extended_server
     client = await rep(server, "alex")
     with _http(server, server.token("alex")) as http:
         cid = http.post("/customers", json={"name": "Ada", "phone2": "555 7777"}).json()["id"]
     await client.send(DirectorySubscribe(0))
-    page = await client.expect(DirectoryChanges)
-    assert [e.value("phone2") for e in page.entries if e.customer_id == cid] == ["555 7777"]
+    page = await client.expect(DirectoryPage)
+    assert [e.value("phone2") for e in page.entries() if e.customer_id == cid] == ["555 7777"]
     await client.close()
 
 

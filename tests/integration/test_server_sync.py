@@ -16,6 +16,7 @@ from sync.protocol.errors import CloseCode, ErrorCode
 from sync.protocol.messages import (
     Ack,
     DirectoryChanges,
+    DirectoryPage,
     DirectorySubscribe,
     Error,
     Notification,
@@ -379,24 +380,51 @@ async def test_directory_feed_since_cursor_then_live(server: ServerHandle) -> No
     ack = await a.expect(Ack)
     watcher = await rep(server, "sam")
     await watcher.send(DirectorySubscribe(0))
-    page = await watcher.expect(DirectoryChanges)
-    assert [e.value("name") for e in page.entries] == ["Dir One"] and page.cursor == ack.seq
+    page = await watcher.expect(DirectoryPage)
+    assert [e.value("name") for e in page.entries()] == ["Dir One"] and page.cursor == ack.seq
     await a.send(Update(doc_id, 2, ra.set(city="Nice")))
     live = await watcher.expect(DirectoryChanges)
     assert live.entries[0].value("city") == "Nice" and live.cursor > ack.seq
 
 
+async def test_a_version_2_client_gets_the_directory_pass_as_directory_changes(
+    server: ServerHandle,
+) -> None:
+    """An app not yet upgraded (protocol 2) keeps working against this server: it
+    negotiates 2 and gets the directory pass in the frames it knows (§9)."""
+    doc_id = new_doc_id()
+    a = await rep(server, "alex")
+    ra = await join(a, doc_id)
+    await a.send(Update(doc_id, 1, ra.set(name="Old Client", city="Lyon")))
+    ack = await a.expect(Ack)
+    await rep(server, "sam")
+    old = await WireClient.connect(server.ws_url, server.token("sam"), versions=(2,))
+    assert old.welcome is not None and old.welcome.version == 2
+    await old.send(DirectorySubscribe(0))
+    page = await old.expect(DirectoryChanges)
+    assert [e.value("name") for e in page.entries] == ["Old Client"]
+    assert page.cursor == ack.seq and not old.received(DirectoryPage)
+
+
 @pytest.mark.parametrize("burst", [1000])
 async def test_burst_of_updates_is_acked(server: ServerHandle, burst: int) -> None:
-    """A burst of updates from one client is acked in order, each durably logged."""
+    """A burst of updates from one client is acked in order, each durably logged (those of
+    one loop turn merged in one row, all acked with its number)."""
     doc_id = new_doc_id()
     a = await rep(server, "alex")
     ra = await join(a, doc_id)
     for ref in range(1, burst + 1):
         await a.send(Update(doc_id, ref, ra.set(name=f"n{ref}")))
-    await a.expect(Ack, lambda m: m.ref == burst, timeout=30)
-    acks = a.received(Ack)
-    assert [m.ref for m in acks] == list(range(1, burst))
+    last = await a.expect(Ack, lambda m: m.ref == burst, timeout=30)
+    acks = [*a.received(Ack), last]
+    assert [m.ref for m in acks] == list(range(1, burst + 1))
+    assert [m.seq for m in acks] == sorted(m.seq for m in acks)
     with sqlite3.connect(server.db_path) as conn:
-        count = conn.execute("SELECT COUNT(*) FROM updates WHERE doc_id = ?", (doc_id,))
-        assert count.fetchone()[0] == burst
+        rows = conn.execute("SELECT seq, data FROM updates WHERE doc_id = ? ORDER BY seq",
+                            (doc_id,)).fetchall()
+    assert {m.seq for m in acks} <= {seq for seq, _ in rows}
+    logged = Replica()
+    for _, data in rows:
+        logged.apply(data)
+    assert logged.doc.get_state() == ra.doc.get_state()
+    assert logged.fields()["name"] == f"n{burst}"

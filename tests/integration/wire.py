@@ -15,7 +15,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from sync.protocol.connection import ClientProtocol
-from sync.protocol.messages import Message, Welcome, decode, encode
+from sync.protocol.messages import Authenticate, Message, Welcome, decode, encode
 
 from .conftest import scaled
 
@@ -38,11 +38,16 @@ class WireClient:
 
     @classmethod
     async def connect(cls, ws_url: str, token: str | None = None,
-                      session_id: str | None = None) -> WireClient:
-        """Open a connection; with a token, authenticate and wait for Welcome."""
+                      session_id: str | None = None,
+                      versions: tuple[int, ...] | None = None) -> WireClient:
+        """Open a connection; with a token, authenticate and wait for Welcome (offering
+        ``versions`` instead of this code's own, to play an older client)."""
         ws = await websockets.connect(ws_url, max_size=None)
         client = cls(ws, session_id or secrets.token_hex(8))
-        if token is not None:
+        if token is not None and versions is not None:
+            await ws.send(encode(Authenticate(versions, token, client.session_id, "tests")))
+            client.welcome = await client.expect(Welcome)
+        elif token is not None:
             protocol = ClientProtocol()
             protocol.start(token, client.session_id, "tests")
             for frame in protocol.data_to_send():

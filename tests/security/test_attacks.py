@@ -26,7 +26,7 @@ from sync.protocol.errors import CloseCode, ErrorCode
 from sync.protocol.messages import (
     PROTOCOL_VERSION,
     Authenticate,
-    DirectoryChanges,
+    DirectoryPage,
     DirectorySubscribe,
     Error,
     Heartbeat,
@@ -239,8 +239,8 @@ async def test_customer_user_gets_nothing_of_another_account_over_ws(
     page = await carol.expect(Notifications)
     assert page.items and {n.doc for n in page.items} == {own_doc}
     await carol.send(DirectorySubscribe(0))
-    feed = await carol.expect(DirectoryChanges)
-    assert [e.customer_id for e in feed.entries] == [two_accounts["own"]]
+    feed = await carol.expect(DirectoryPage)
+    assert [e.customer_id for e in feed.entries()] == [two_accounts["own"]]
     # Live: the rep edits OTHER (and presence there); carol's barrier is a heartbeat after
     # the rep's own ack, so anything fanned out to her would have arrived before it.
     await rep.send(Presence(other_doc, {"field": "phone"}))

@@ -36,11 +36,12 @@ from typing import Any, Protocol
 from sync.protocol.messages import Notification
 
 from ..bus import Bus, LocalBus
+from ..errors import DatabaseError
 from .records import Commit, DirectoryRow, LogEntry
 
 __all__ = [
     "POSTGRES", "SQLITE", "AccountsDatabase", "Capabilities", "Committed", "Engine",
-    "SharedSession", "open_accounts_database",
+    "SharedSession", "Stored", "open_accounts_database",
 ]
 
 
@@ -80,6 +81,10 @@ class Committed:
 
     seq: int | None
     notifications: tuple[Notification, ...] = ()
+
+
+#: What :meth:`Engine.submit_then` calls: (the committed change, None) or (None, error).
+Stored = Callable[[Committed | None, BaseException | None], None]
 
 
 class Engine(abc.ABC):
@@ -130,6 +135,22 @@ class Engine(abc.ABC):
     def submit(self, commit: Commit) -> asyncio.Future[Committed]:
         """Queue a change; the future resolves once it is durably committed, or fails with
         DatabaseError (then nothing of it was stored)."""
+
+    def submit_then(self, commit: Commit, then: Stored) -> None:
+        """:meth:`submit`, calling ``then(committed, None)`` on the event loop once the
+        change is durable, or ``then(None, error)`` (a DatabaseError) if nothing of it was
+        stored. Engines may do it without a future per change (SQLite does: this is every
+        accepted update's path); the default relays the future's outcome."""
+
+        def relay(future: asyncio.Future[Committed]) -> None:
+            if future.cancelled():
+                then(None, DatabaseError("the write of this change was cancelled"))
+            elif (error := future.exception()) is not None:
+                then(None, error)
+            else:
+                then(future.result(), None)
+
+        self.submit(commit).add_done_callback(relay)
 
     def barrier(self) -> asyncio.Future[Committed]:
         """Resolves once everything submitted before it is committed."""

@@ -20,6 +20,8 @@ from sync.protocol.messages import (
     Authenticate,
     DirectoryChanges,
     DirectoryEntry,
+    DirectoryPage,
+    DirectoryRows,
     DirectorySubscribe,
     Error,
     Heartbeat,
@@ -150,6 +152,12 @@ MESSAGES: dict[type[Message], st.SearchStrategy[Any]] = {
     DirectoryChanges: st.builds(
         DirectoryChanges,
         entries=tuples(directory_entries, 3),
+        cursor=seqs,
+        more=st.booleans(),
+    ),
+    DirectoryPage: st.builds(
+        DirectoryPage,
+        rows=tuples(directory_entries, 3).map(DirectoryRows.of),
         cursor=seqs,
         more=st.booleans(),
     ),

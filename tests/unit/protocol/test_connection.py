@@ -203,11 +203,32 @@ def test_empty_version_list_is_refused() -> None:
 
 
 def test_server_picks_highest_common_version() -> None:
-    """Offering versions (1, 2, 7) negotiates 1, the only one this server speaks (§9)."""
+    """Offering versions (7, 1, 2, 3) negotiates 3, the highest this server speaks (§9)."""
     server = ServerProtocol()
-    server.receive_data(encode(Authenticate((7, 1, 2), "t", SESSION)))
-    assert server.version == PROTOCOL_VERSION
+    server.receive_data(encode(Authenticate((7, 1, 2, 3), "t", SESSION)))
+    assert server.version == PROTOCOL_VERSION == 3
     assert server.state is State.AUTHENTICATING
+
+
+def test_a_version_2_client_is_still_served_version_2() -> None:
+    """A client not yet upgraded (version 2 only) negotiates 2: a server upgrade does not
+    lock out the reps whose app is older (§9)."""
+    server = ServerProtocol()
+    server.receive_data(encode(Authenticate((2,), "t", SESSION)))
+    assert server.version == 2
+    assert server.state is State.AUTHENTICATING
+
+
+def test_a_version_1_client_is_refused_with_a_clear_error() -> None:
+    """A client speaking only version 1 gets UNSUPPORTED_VERSION naming the versions this
+    server speaks, never a silent mismatch."""
+    server = ServerProtocol()
+    server.receive_data(encode(Authenticate((1,), "t", SESSION)))
+    [frame] = sent(server)
+    assert isinstance(frame, Error)
+    assert frame.code is ErrorCode.UNSUPPORTED_VERSION
+    assert "[2, 3]" in frame.message
+    assert_failed(server, ErrorCode.UNSUPPORTED_VERSION, CloseCode.UNSUPPORTED_VERSION)
 
 
 def test_client_refuses_a_version_it_did_not_offer() -> None:

@@ -12,6 +12,7 @@ from sync.server.bus import (
     BusEvent,
     LocalBus,
     LocalNetwork,
+    NotificationsCommitted,
     PresenceSignal,
     SessionMoved,
     UpdatesCommitted,
@@ -24,6 +25,7 @@ from tests.bus_recorder import Recorder
 
 @pytest.mark.parametrize("event", [
     UpdatesCommitted("n1", "customer:9f0c", 42, 1.5),
+    NotificationsCommitted("n1", "customer:9f0c", 7, 9, 1.5),
     PresenceSignal("n1", "customer:9f0c", "session-1", "alice", {"f": "name", "n": 1}, 2.0),
     PresenceSignal("n1", "customer:9f0c", "session-1", "alice", None, 2.0),
     AccountChanged("n2", "bob", 3.0),
@@ -47,6 +49,7 @@ def test_an_oversized_event_is_refused() -> None:
     "", "[]", "not json", '{"a": 1}', "[1]", '[2, "u", "n", 0, "d", 1]',
     '[1, "u", "n", 0, "d", 0]', '[1, "u", "n", 0, "d", true]', '[1, "x", "n", 0, "d"]',
     '[1, "p", "n", 0, "d", "s", "u", [1]]', '[1, "a", "", 0, "bob"]', "[" * 100000,
+    '[1, "n", "n", 0, "d", 9, 7]', '[1, "n", "n", 0, "d", 0, 1]', '[1, "n", "n", 0, "d", 1]',
 ])
 def test_garbage_from_the_bus_is_refused_cleanly(text: str) -> None:
     """Anything that is not one of our events raises BusMessageInvalid, nothing else."""

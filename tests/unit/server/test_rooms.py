@@ -59,6 +59,39 @@ def test_later_updates_report_updated_deleted_restored_commented() -> None:
     assert change is not None and change.changes == ("notes",)
 
 
+def test_field_values_and_title_stay_in_step_with_the_document() -> None:
+    """The room's kept field values (directory rows) and title match a fresh read after
+    edits, a deletion, a repaired odd value, a losing concurrent write and a server edit."""
+    doc, updates = client_updates()
+    room = empty_room()
+    assert room.field_values()["name"] is None  # read once, kept in step from here
+    fields = document.roots(doc).fields
+
+    def check() -> None:
+        assert dict(room.field_values()) == document.read_fields(room.doc)
+        assert room.name == document.read_fields(room.doc)["name"]
+
+    document.set_fields(doc, {"name": "Ann", "city": "Oslo"})
+    room.apply_update(updates[-1])
+    check()
+    del fields["city"]
+    room.apply_update(updates[-1])
+    check()
+    fields["zip"] = 12345.0  # not text: undone inside the change (a Yjs peer's repair)
+    room.apply_update(updates[-1], repair=True)
+    check()
+    fields["name"] = 7.0  # not text, kept as it is without repair: read as its text
+    room.apply_update(updates[-1])
+    check()
+    loser: Doc[Any] = Doc(client_id=1)  # a lower client id loses the concurrent write
+    document.roots(loser).fields["name"] = "Loser"
+    room.apply_update(loser.get_update(room.doc.get_state()))
+    check()
+    room.edit(lambda d: document.set_fields(d, {"name": "Bea"}))
+    check()
+    assert room.field_values()["name"] == "Bea"
+
+
 def test_duplicate_update_changes_nothing() -> None:
     """Applying an update twice reports no change the second time."""
     doc, updates = client_updates()

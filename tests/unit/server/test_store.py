@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from sync.protocol.messages import Notification, NotificationKind
+from sync.server.errors import DatabaseError
 from sync.server.store import Commit, DirectoryRow, LogEntry, UpdateStore, fts_query
 
 DOC = "customer:00000000-0000-4000-8000-000000000001"
@@ -36,6 +37,46 @@ async def test_commits_are_durable_and_sequence_continues_after_reopen(tmp_path:
     assert last == 300 and parts[0] == b"u1" and parts[-1] == b"u300"
     assert again.next_seq() == 301
     again.close()
+
+
+async def test_submit_then_calls_back_once_durable_in_order_or_with_the_error(
+    tmp_path: Path,
+) -> None:
+    """submit_then's callbacks run on the loop in submit order once the rows are on disk;
+    a failed transaction gives each of its changes a DatabaseError and stores nothing."""
+    store = UpdateStore(tmp_path / "s.db")
+    store.start()
+    outcomes: list[tuple[object, BaseException | None, int]] = []
+    settled = asyncio.Event()
+    total = 200
+
+    def then(result: object, error: BaseException | None) -> None:
+        outcomes.append((result, error, store.load_document(DOC)[1]))  # read from disk
+        if len(outcomes) == total:
+            settled.set()
+
+    for _ in range(total):
+        seq = store.next_seq()
+        store.submit_then(Commit(entry=LogEntry(seq, DOC, "alex", None, 1.0, ("name",),
+                                                b"u%d" % seq)), seq, then)
+    await asyncio.wait_for(settled.wait(), 10)
+    assert [r for r, _, _ in outcomes] == list(range(1, total + 1))
+    assert all(error is None and on_disk >= r for r, error, on_disk in outcomes)  # type: ignore[operator]
+
+    failed: list[tuple[object, BaseException | None]] = []
+    called = asyncio.Event()
+
+    def then_failed(result: object, error: BaseException | None) -> None:
+        failed.append((result, error))
+        called.set()
+
+    dup = Commit(entry=LogEntry(total, DOC, "alex", None, 1.0, ("name",), b"again"))
+    store.submit_then(dup, "never", then_failed)  # seq already logged: the write fails
+    await asyncio.wait_for(called.wait(), 10)
+    assert failed[0][0] is None and isinstance(failed[0][1], DatabaseError)
+    assert "could not store" in str(failed[0][1])
+    assert store.load_document(DOC)[0][-1] == b"u%d" % total  # nothing of it stored
+    store.close()
 
 
 async def test_snapshot_replaces_older_updates_when_loading(tmp_path: Path) -> None:

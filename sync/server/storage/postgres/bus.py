@@ -44,6 +44,7 @@ from ...bus import (
     encode_event,
 )
 from ...errors import BusError, BusMessageInvalid, DatabaseError
+from .errors import DATABASE_ERRORS
 
 __all__ = ["CHANNEL", "PostgresBus", "notify_sql"]
 
@@ -53,9 +54,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "liveedit_bus"
 APPLICATION_NAME = "liveedit-bus"
 #: Errors that mean "the database connection is gone or unusable": reconnect.
-_CONNECTION_ERRORS = (
-    OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, DatabaseError,
-)
+_CONNECTION_ERRORS: tuple[type[Exception], ...] = (*DATABASE_ERRORS, DatabaseError)
 
 
 def notify_sql(event: UpdatesCommitted) -> tuple[str, str, str]:
@@ -180,9 +179,9 @@ class PostgresBus(Bus):
                 delay = min(delay * 2, self.max_backoff)
                 continue
             failed = False
+            listened = self.connects
             try:
                 await self._serve(conn)
-                delay = 0.1
             except _CONNECTION_ERRORS as exc:
                 log.warning("bus: listener connection lost: %s", exc)
             except Exception:
@@ -194,6 +193,10 @@ class PostgresBus(Bus):
             finally:
                 self._listening = False
                 conn.terminate()
+            if self.connects > listened:
+                # It listened on this connection: the next drop is a new outage, whose
+                # first retry comes soon again (not after the last outage's longest wait).
+                delay = 0.1
             if failed:
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, self.max_backoff)
@@ -202,7 +205,10 @@ class PostgresBus(Bus):
         """LISTEN, catch up, then watch the connection until it drops."""
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _conn: lost.set())
-        await conn.add_listener(CHANNEL, self._on_notify)
+        # LISTEN and the catch-up each within connect_timeout: a reconnect that hangs on a
+        # stuck connection or pool must not keep the node deaf (and unready) for good.
+        async with asyncio.timeout(self.connect_timeout):
+            await conn.add_listener(CHANNEL, self._on_notify)
         await self._catch_up()
         self.connects += 1
         self._listening = True
@@ -225,7 +231,8 @@ class PostgresBus(Bus):
         started = time.monotonic()
         total = 0
         while True:
-            rows = await self.feed.changed_since(self.high_water, self.page)
+            async with asyncio.timeout(self.connect_timeout):
+                rows = await self.feed.changed_since(self.high_water, self.page)
             latest: dict[str, int] = {}
             for doc_id, seq in rows:
                 latest[doc_id] = max(seq, latest.get(doc_id, 0))

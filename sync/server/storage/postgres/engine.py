@@ -22,13 +22,16 @@ from ...errors import DatabaseError
 from ..base import POSTGRES, Committed, Engine, SharedSession
 from ..records import Commit, DirectoryRow, LogEntry
 from . import directory, log, records, sessions
+from .errors import DATABASE_ERRORS
 from .log import LogFeed
 from .schema import migrate
 from .writer import PostgresWriter
 
 __all__ = ["PostgresEngine"]
 
-_CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_CONNECT_ERRORS = DATABASE_ERRORS
+#: A probe also fails on a pool that is not started, or closing.
+_PROBE_ERRORS: tuple[type[Exception], ...] = (*DATABASE_ERRORS, RuntimeError)
 #: A readiness probe that takes longer than this many seconds counts as a failure.
 PROBE_TIMEOUT = 2.0
 
@@ -56,26 +59,34 @@ class PostgresEngine(Engine):
     def failed(self) -> str | None:
         if self._down is not None:
             return self._down
-        return None if self._writer is None else self._writer.failed
+        if self._writer is None:
+            return None
+        return self._writer.stopped or self._writer.failed
 
     async def check(self) -> str | None:
         """``SELECT 1`` on a pooled connection, within PROBE_TIMEOUT. Success also clears
-        a failed write: the writer opens a fresh connection for its next batch."""
+        a failed write: the writer opens a fresh connection for its next batch. It never
+        clears a writer that stopped (:attr:`PostgresWriter.stopped`): a node that can no
+        longer ack must not look ready."""
         try:
             async with asyncio.timeout(PROBE_TIMEOUT):
                 async with self.pool.acquire() as conn:
                     await conn.fetchval("SELECT 1")
-        except (*_CONNECT_ERRORS, RuntimeError) as exc:
+        except _PROBE_ERRORS as exc:
             reason = f"Postgres cannot be reached: {exc or type(exc).__name__}"
             if self._down is None:
                 logger.error("%s; refusing new connections until it is back", reason)
             self._down = reason
             return reason
+        writer = self._writer
+        if writer is not None and writer.stopped is not None:
+            self._down = None
+            return writer.stopped
         if self._down is not None or self.failed is not None:
             logger.warning("Postgres is reachable again")
         self._down = None
-        if self._writer is not None:
-            self._writer.failed = None
+        if writer is not None:
+            writer.failed = None
         return None
 
     @contextlib.asynccontextmanager

@@ -22,23 +22,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ...bus import UpdatesCommitted, encode_event
+from sync.protocol.messages import Notification
+
+from ...bus import NotificationsCommitted, UpdatesCommitted, encode_event
 from .bus import CHANNEL
 
 __all__ = [
-    "LogFeed", "LogRow", "append_updates", "last_seq", "take_numbers", "updates_since",
+    "LogFeed", "LogRow", "append_updates", "last_seq", "notification_signals", "send_signals",
+    "take_numbers", "update_signals", "updates_since",
 ]
 
 #: One update to append: (doc_id, author, session_id, time, changes JSON, data).
 LogRow = tuple[str, str, str | None, float, str, bytes]
 
 
-async def append_updates(conn: Any, rows: Sequence[LogRow], *, node: str = "") -> int:
+async def append_updates(conn: Any, rows: Sequence[LogRow], *, node: str = "",
+                         signal: bool = True) -> int:
     """Append ``rows`` with the next sequence numbers; returns the first one.
 
     Call inside a transaction. One ``UpdatesCommitted`` signal per document goes out with
     the commit (NOTIFY is transactional), so other nodes hear of it exactly when the rows
     become visible. ``node`` is the writer's bus node id (it ignores its own signal).
+    ``signal=False``: the caller sends :func:`update_signals` itself (with others, in one
+    :func:`send_signals` round trip).
     """
     if not rows:
         return 0
@@ -50,15 +56,39 @@ async def append_updates(conn: Any, rows: Sequence[LogRow], *, node: str = "") -
         "updates", records=[(first + i, *row) for i, row in enumerate(rows)],
         columns=("seq", "doc_id", "author", "session_id", "time", "changes", "data"),
     )
-    latest: dict[str, int] = {}
-    for i, row in enumerate(rows):
-        latest[row[0]] = first + i
-    payloads = [encode_event(UpdatesCommitted(node or "log", doc_id, seq))
-                for doc_id, seq in latest.items()]
-    # One round trip for every document's signal (a statement each would cost one each).
-    await conn.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
-                       CHANNEL, payloads)
+    if signal:
+        await send_signals(conn, update_signals([row[0] for row in rows], first, node=node))
     return first
+
+
+def update_signals(doc_ids: Sequence[str], first: int, *, node: str = "") -> list[str]:
+    """The ``UpdatesCommitted`` signals of log rows numbered from ``first`` for ``doc_ids``
+    (one per document, its highest number)."""
+    latest: dict[str, int] = {}
+    for i, doc_id in enumerate(doc_ids):
+        latest[doc_id] = first + i
+    return [encode_event(UpdatesCommitted(node or "log", doc_id, seq))
+            for doc_id, seq in latest.items()]
+
+
+def notification_signals(notifications: Sequence[Notification], *,
+                         node: str = "") -> list[str]:
+    """The ``NotificationsCommitted`` signals of numbered notifications (one per document,
+    its first and last number): the other nodes show them to their subscribers live."""
+    ranges: dict[str, tuple[int, int]] = {}
+    for n in notifications:
+        low, high = ranges.get(n.doc, (n.seq, n.seq))
+        ranges[n.doc] = (min(low, n.seq), max(high, n.seq))
+    return [encode_event(NotificationsCommitted(node or "log", doc_id, low, high))
+            for doc_id, (low, high) in ranges.items()]
+
+
+async def send_signals(conn: Any, payloads: Sequence[str]) -> None:
+    """NOTIFY every payload on the bus channel in one round trip (a statement each would
+    cost one each); delivered when the caller's transaction commits."""
+    if payloads:
+        await conn.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+                           CHANNEL, list(payloads))
 
 
 async def take_numbers(conn: Any, count: int) -> int:

@@ -8,8 +8,9 @@ the change's sequence number and its notifications' numbers. The hub acks the wr
 fans the change out after that, never before (acks only after the Postgres commit).
 
 Group commit: one task takes everything queued (up to ``max_batch`` changes) into one
-transaction: log rows (COPY), notifications, directory rows, snapshots, and one NOTIFY per
-document on the bus channel, which Postgres delivers when the rows become visible. The
+transaction: log rows (COPY), notifications, directory rows, snapshots, and the bus signals
+(one NOTIFY statement: per document, its updates and its notifications), which Postgres
+delivers when the rows become visible. The
 numbers a caller put in a :class:`~sync.server.storage.records.Commit` (``LogEntry.seq``, the
 directory ``cursor``, the snapshot's seq, ``Notification.seq``) are placeholders here and
 are replaced by the ones the transaction takes.
@@ -37,13 +38,14 @@ from ...errors import DatabaseError
 from ..base import Committed
 from ..records import Commit
 from . import directory, log, records
+from .errors import DATABASE_ERRORS
 
 __all__ = ["Committed", "PostgresWriter"]
 
 logger = logging.getLogger(__name__)
 
 #: What tells "the database is unreachable or refused the transaction" (not a bug of ours).
-_DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_DATABASE_ERRORS = DATABASE_ERRORS
 
 
 def _unusable(conn: Any) -> bool:
@@ -71,6 +73,9 @@ class PostgresWriter:
         self.commits = 0
         #: Why the last transaction failed, until one succeeds again (readiness).
         self.failed: str | None = None
+        #: Why the writer task ended before close() (then nothing is ever acked again: the
+        #: node must stay unready; a probe of the database does not clear it).
+        self.stopped: str | None = None
         #: Called after each commit with (changes, seconds from BEGIN to COMMIT).
         self.on_commit: Callable[[int, float], None] | None = None
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
@@ -87,7 +92,7 @@ class PostgresWriter:
     def _ended(self, task: asyncio.Task[None]) -> None:
         """The writer task must only end at close(): report it loudly if it died."""
         if not task.cancelled() and task.exception() is not None:
-            self.failed = f"the writer stopped: {task.exception()!r}"
+            self.stopped = self.failed = f"the writer stopped: {task.exception()!r}"
             logger.critical("the Postgres writer stopped; nothing will be acked",
                             exc_info=task.exception())
 
@@ -140,7 +145,7 @@ class PostgresWriter:
         try:
             conn.terminate()
             await self.pool.release(conn)
-        except asyncpg.InterfaceError as exc:
+        except DATABASE_ERRORS as exc:
             # A connection the server closed was already handed back by the pool itself.
             logger.debug("writer connection already returned to the pool: %s", exc)
 
@@ -157,12 +162,14 @@ class PostgresWriter:
                 results = await self._write(self._conn, batch)
         except _DATABASE_ERRORS as exc:
             logger.error("writing %d changes to Postgres failed: %s", len(batch), exc)
-            await self._discard()
-            self.failed = str(exc) or type(exc).__name__
-            error = DatabaseError(f"the server could not store the change: {exc}")
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(error)
+            await self._fail(batch, exc)
+            return
+        except Exception as exc:
+            # Not a database error we know of: still only this batch fails (its writers keep
+            # the changes and send them again), never the writer task, whose end would stop
+            # every ack of this node for good.
+            logger.exception("writing %d changes to Postgres failed unexpectedly", len(batch))
+            await self._fail(batch, exc)
             return
         self.commits += 1
         self.failed = None
@@ -173,6 +180,16 @@ class PostgresWriter:
             if not job.future.done():
                 job.future.set_result(result)
 
+    async def _fail(self, batch: list[_Job], exc: Exception) -> None:
+        """The batch's transaction failed: none of it was stored. Its connection may be
+        broken: the next batch takes a fresh one."""
+        await self._discard()
+        self.failed = str(exc) or type(exc).__name__
+        error = DatabaseError(f"the server could not store the change: {exc}")
+        for job in batch:
+            if not job.future.done():
+                job.future.set_exception(error)
+
     async def _write(self, conn: Any, batch: list[_Job]) -> list[Committed]:
         """Everything of the batch, numbered in the order it was submitted."""
         entries = [job.commit.entry for job in batch if job.commit.entry is not None]
@@ -180,7 +197,7 @@ class PostgresWriter:
             conn,
             [(e.doc_id, e.author, e.session_id, e.time, json.dumps(e.changes), e.data)
              for e in entries],
-            node=self.node_id,
+            node=self.node_id, signal=False,
         )
         numbers: list[int | None] = []
         seq = first
@@ -206,9 +223,16 @@ class PostgresWriter:
                 cursor += 1
             if commit.snapshot is not None and own_seq is not None:
                 snapshots.append((commit.snapshot[0], own_seq, commit.snapshot[2]))
-        notes = iter(await records.append_expiring(conn, [
+        numbered = await records.append_expiring(conn, [
             (n, job.commit.expires_at) for job in batch for n in job.commit.notifications
-        ]))
+        ])
+        # The bus signals of the updates and notifications, in one round trip, delivered
+        # at COMMIT: the other nodes fan both out live (cluster.py); a node ignores its own.
+        await log.send_signals(conn, [
+            *log.update_signals([e.doc_id for e in entries], first, node=self.node_id),
+            *log.notification_signals(numbered, node=self.node_id),
+        ])
+        notes = iter(numbered)
         await directory.upsert_rows(conn, rows)
         for doc_id, snap_seq, data in snapshots:
             await records.put_snapshot(conn, doc_id, snap_seq, data)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sync.protocol.messages import Notification
 
-from ..base import SQLITE, Committed, Engine
+from ..base import SQLITE, Committed, Engine, Stored
 from ..records import Commit, DirectoryRow, LogEntry
 from .store import UpdateStore
 
@@ -61,6 +61,12 @@ class SqliteEngine(Engine):
                               tuple(commit.notifications))
         stored: asyncio.Future[Committed] = self.store.submit(commit, committed)
         return stored
+
+    def submit_then(self, commit: Commit, then: Stored) -> None:
+        # No future per change: the writer's one wake-up per batch calls ``then``.
+        committed = Committed(commit.entry.seq if commit.entry is not None else None,
+                              tuple(commit.notifications))
+        self.store.submit_then(commit, committed, then)
 
     async def last_seq(self) -> int:
         mark = self.store.last_seq  # numbered (and so submitted) before the barrier

@@ -44,9 +44,15 @@ class _Job:
     future: asyncio.Future[Any] | None
     loop: asyncio.AbstractEventLoop | None = field(default=None)
     result: object = None  # what ``future`` resolves with once the commit is durable
+    #: Instead of a future: called on the loop with (result, None) or (None, error).
+    then: Callable[[Any, BaseException | None], None] | None = None
 
 
 _STOP = object()
+#: The log's ``changes`` column as JSON, by the tuple of names (a handful of distinct
+#: tuples make up nearly every change: one json.dumps each, not one per update).
+_changes_json: dict[tuple[str, ...], str] = {}
+_CHANGES_JSON_MAX = 4096
 
 
 class UpdateStore:
@@ -120,6 +126,13 @@ class UpdateStore:
         self._queue.put(_Job(commit, future, loop, result))
         return future
 
+    def submit_then(self, commit: Commit, result: Any,
+                    then: Callable[[Any, BaseException | None], None]) -> None:
+        """Queue a commit; ``then(result, None)`` is called on the event loop once it is
+        durably on disk, ``then(None, DatabaseError)`` if the write failed. No future:
+        one wake-up of the loop per written batch calls them all."""
+        self._queue.put(_Job(commit, None, asyncio.get_running_loop(), result, then))
+
     def submit_sync(self, commit: Commit) -> None:
         """Write a commit from outside an event loop (importer, tools); waits for it."""
         done = threading.Event()
@@ -168,7 +181,7 @@ class UpdateStore:
             error = self._write(conn, batch) if batch else None
             by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
             for job in batch:
-                if job.future is not None and job.loop is not None:
+                if job.loop is not None:
                     by_loop.setdefault(job.loop, []).append(job)
             for loop, jobs in by_loop.items():  # one wake-up per batch, not per change
                 loop.call_soon_threadsafe(_resolve_all, jobs, error)
@@ -184,9 +197,13 @@ class UpdateStore:
             c = job.commit
             if c.entry is not None:
                 e = c.entry
+                changes = _changes_json.get(e.changes)
+                if changes is None:
+                    changes = json.dumps(e.changes)
+                    if len(_changes_json) < _CHANGES_JSON_MAX:
+                        _changes_json[e.changes] = changes
                 updates.append((
-                    e.seq, e.doc_id, e.author, e.session_id, e.time, json.dumps(e.changes),
-                    e.data,
+                    e.seq, e.doc_id, e.author, e.session_id, e.time, changes, e.data,
                 ))
             for n in c.notifications:
                 notes.append((
@@ -383,13 +400,24 @@ def fts_query(text: str) -> str | None:
 
 
 def _resolve_all(jobs: list[_Job], error: BaseException | None) -> None:
+    failure = None if error is None else DatabaseError(
+        f"the server could not store the change: {error}")
     for job in jobs:
+        then = job.then
+        if then is not None:
+            try:
+                if failure is None:
+                    then(job.result, None)
+                else:
+                    then(None, failure)
+            except Exception:
+                # One caller's bug must not keep the rest of the batch from its outcome.
+                log.exception("handling a committed change failed")
+            continue
         future = job.future
         if future is None or future.done():
             continue
-        if error is None:
+        if failure is None:
             future.set_result(job.result)
         else:
-            future.set_exception(
-                DatabaseError(f"the server could not store the change: {error}")
-            )
+            future.set_exception(failure)
