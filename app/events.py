@@ -12,7 +12,10 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sync.client.status import Status
 
 __all__ = [
     "ConflictRecorded",
@@ -116,7 +119,7 @@ class PresenceUpdated:
 class StatusChanged:
     """Connection status (online / connecting with retry-in / offline)."""
 
-    status: Any
+    status: Status
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import contextlib
 import random
-import re
 import secrets
 import statistics
 import subprocess
@@ -44,6 +43,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from server_acks import connect, make_updates, send_and_wait, subscribe  # noqa: E402
 
+from bench.shared import PASSWORD, start_server  # noqa: E402
 from sync.protocol import document  # noqa: E402
 from sync.protocol.messages import (  # noqa: E402
     PROTOCOL_VERSION,
@@ -59,7 +59,6 @@ from sync.protocol.messages import (  # noqa: E402
 from tests.cluster.haproxy import HAProxy  # noqa: E402
 from tests.cluster.pg import PostgresCluster  # noqa: E402
 
-PASSWORD = "bench password 1"
 TUNING = ["--log-level", "warning", "--rate-limit", "100000", "--rate-burst", "100000",
           "--max-authenticating", "1000"]
 
@@ -68,18 +67,7 @@ class Node:
     """One server process."""
 
     def __init__(self, db: str, name: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "liveedit", "server", "serve", "--db", db, "--port", "0",
-             "--node-id", name, *TUNING],
-            stdout=subprocess.PIPE, text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        match = re.search(r"listening on (http://\S+)", line)
-        if not match:
-            self.proc.kill()
-            raise SystemExit(f"server did not start: {line!r}")
-        self.url = match.group(1)
+        self.proc, self.url = start_server(db, "--node-id", name, *TUNING)
         self.port = int(self.url.rsplit(":", 1)[1])
         self.ws_url = self.url.replace("http", "ws") + "/ws"
 
@@ -97,6 +85,16 @@ def add_user(db: str) -> None:
 
     with AuthService(db) as auth:
         auth.add_user("bench", PASSWORD, Role.REP)
+
+
+async def bench_database(cluster: PostgresCluster, name: str) -> str:
+    """The URL of a new database ``name`` on ``cluster``, migrated, with the bench account."""
+    from sync.server.storage.postgres.schema import migrate_database
+
+    url = cluster.dsn(cluster.create_database(name))
+    await migrate_database(url)
+    add_user(url)
+    return url
 
 
 def token_of(base: str) -> str:
@@ -302,18 +300,12 @@ async def run(args: argparse.Namespace) -> None:
         sqlite_rate = await throughput([node], args.clients, args.per_client)
         node.stop()
 
-        from sync.server.storage.postgres.schema import migrate_database
-
-        single_url = cluster.dsn(cluster.create_database("single"))
-        await migrate_database(single_url)
-        add_user(single_url)
+        single_url = await bench_database(cluster, "single")
         started.append(node := Node(single_url, "pg1"))
         pg_rate = await throughput([node], args.clients, args.per_client)
         node.stop()
 
-        three_url = cluster.dsn(cluster.create_database("three"))
-        await migrate_database(three_url)
-        add_user(three_url)
+        three_url = await bench_database(cluster, "three")
         three = [Node(three_url, f"node{i}") for i in (1, 2, 3)]
         started += three
         three_rate = await throughput(three, args.clients, args.per_client)

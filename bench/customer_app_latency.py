@@ -16,7 +16,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -41,6 +43,18 @@ async def shows(page: Page, field: str, value: str) -> None:
         "([id, v]) => document.getElementById(id)?.value === v",
         arg=[f"field-{field}", value], timeout=10_000, polling="raf",
     )
+
+
+async def time_edits(page: Page, field: str, values: list[str],
+                     edit: Callable[[str], Awaitable[Any]]) -> list[float]:
+    """Milliseconds from each ``edit(value)`` until the page shows ``value`` in ``field``."""
+    samples = []
+    for value in values:
+        started = time.perf_counter()
+        await edit(value)
+        await shows(page, field, value)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
 
 
 def report(what: str, samples: list[float]) -> None:
@@ -68,19 +82,12 @@ async def main(edits: int) -> None:
                     executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
                 page = await (await browser.new_context()).new_page()
                 await sign_in(page, account)
-                http, desktop = [], []
-                for i in range(edits):
-                    value = f"555-{i:04d}"
-                    started = time.perf_counter()
-                    await asyncio.to_thread(account.patch, {"phone": value})
-                    await shows(page, "phone", value)
-                    http.append((time.perf_counter() - started) * 1000)
-                for i in range(edits):
-                    value = f"City {i}"
-                    started = time.perf_counter()
-                    await core.set_fields(account.customer_id, {"city": value})
-                    await shows(page, "city", value)
-                    desktop.append((time.perf_counter() - started) * 1000)
+                http = await time_edits(
+                    page, "phone", [f"555-{i:04d}" for i in range(edits)],
+                    lambda value: asyncio.to_thread(account.patch, {"phone": value}))
+                desktop = await time_edits(
+                    page, "city", [f"City {i}" for i in range(edits)],
+                    lambda value: core.set_fields(account.customer_id, {"city": value}))
                 await browser.close()
         finally:
             await core.close()

@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +32,7 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.shared import PASSWORD, start_server  # noqa: E402
 from sync.protocol import document  # noqa: E402
 from sync.protocol.messages import (  # noqa: E402
     PROTOCOL_VERSION,
@@ -48,24 +47,6 @@ from sync.protocol.messages import (  # noqa: E402
     decode,
     encode,
 )
-
-PASSWORD = "bench password 1"
-
-
-def start_server(db: Path) -> tuple[subprocess.Popen[str], str]:
-    """Start the server and return (process, base URL)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "liveedit", "server", "serve", "--db", str(db), "--port", "0",
-         "--log-level", "warning", "--rate-limit", "100000", "--rate-burst", "100000"],
-        stdout=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = re.search(r"listening on (http://\S+)", line)
-    if not match:
-        proc.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return proc, match.group(1)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -125,7 +106,8 @@ async def run(args: argparse.Namespace) -> None:
         from sync.server.auth import AuthService, Role
 
         AuthService(db).add_user("bench", PASSWORD, Role.REP)
-        proc, base = start_server(db)
+        proc, base = start_server(db, "--log-level", "warning", "--rate-limit", "100000",
+                                  "--rate-burst", "100000")
         try:
             async with httpx.AsyncClient() as http:
                 login = await http.post(f"{base}/auth/login",

@@ -5,6 +5,8 @@
   accounts with :data:`PASSWORD`;
 - :func:`running_server`: the real server (``liveedit server serve``, a child process on a
   loopback port, the server's default options) for the duration of a ``with`` block;
+- :func:`start_server`: the same server as a child process the caller stops (a benchmark
+  that runs several, or needs the process);
 - :func:`free_port`: a loopback port nobody listens on now (to start a server again at the
   address a profile remembers).
 """
@@ -29,7 +31,7 @@ from sync.server.demo_data import generate_customers  # noqa: E402
 from sync.server.importer import import_customers  # noqa: E402
 
 __all__ = ["PASSWORD", "ROOT", "free_port", "percentile", "prepare_server_db",
-           "running_server"]
+           "running_server", "start_server"]
 
 PASSWORD = "bench password 1"
 
@@ -62,6 +64,23 @@ def running_server(db: Path, port: int = 0) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def start_server(db: Path | str, *options: str) -> tuple[subprocess.Popen[str], str]:
+    """Start the real server on ``db`` on a free port with ``options``; returns the process
+    (the caller stops it) and its base URL once it listens. Exits if it does not start."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "liveedit", "server", "serve", "--db", str(db), "--port", "0",
+         *options],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"listening on (http://\S+)", line)
+    if not match:
+        proc.kill()
+        raise SystemExit(f"server did not start: {line!r}")
+    return proc, match.group(1)
 
 
 def free_port() -> int:

@@ -13,11 +13,12 @@ Two kinds, both run when a file is opened for writing:
   table's searchable fields, the index and its triggers are recreated and rebuilt from
   the directory's rows. So a new field is one row in the table, and no migration script.
 
-The server (``sync.server.db``) and the replica (``app.replica_schema``) describe their
-directory with a :class:`DirectoryLayout` (table names, the FTS rowid column, tokenizer
-options) and call these functions; neither writes its own runner. The module is typed
-against a DB-API connection in autocommit mode (``sqlite3`` with ``isolation_level=None``);
-it imports nothing of the server or the client (import-linter contract in pyproject.toml).
+The server (``sync.server.storage.sqlite.db``) and the replica (``app.replica.schema``)
+describe their directory with a :class:`DirectoryLayout` (table names, the FTS rowid
+column, tokenizer options) and call these functions; neither writes its own runner. The
+module is typed against a DB-API connection in autocommit mode (``sqlite3`` with
+``isolation_level=None``); it imports nothing of the server or the client (import-linter
+contract in pyproject.toml).
 """
 
 from __future__ import annotations

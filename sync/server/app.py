@@ -208,7 +208,7 @@ class WebSocketFront:
     Around FastAPI's routing and middleware, a connection holds two suspended coroutine
     frames of ours (this call and the peer's receive loop) instead of about fifteen (memory
     per connection), and the socket's ASGI ``send`` is uvicorn's own, which lets
-    ``peer.direct_writer`` write frames without a coroutine chain each (the cost of a
+    ``peer.write_direct`` write frames without a coroutine chain each (the cost of a
     fan-out). Admission control first (``Admission``), then the peer runs until it closes.
     """
 

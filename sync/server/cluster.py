@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from sync.protocol import yjs
@@ -78,6 +78,40 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY_INTERVAL = 60.0
 
 
+class _OneAtATime:
+    """Runs passes of ``work`` for one key at a time: asked while a pass runs, it runs one
+    more pass after it (however often it was asked meanwhile). A pass returns False when
+    the key has nothing left to do (its room or session is gone); a DatabaseError ends the
+    run and is logged with ``failed`` (the next ask tries again)."""
+
+    def __init__(self, work: Callable[[str], Awaitable[bool]],
+                 spawn: Callable[[Coroutine[Any, Any, None]], None], failed: str) -> None:
+        self._work = work
+        self._spawn = spawn
+        self._failed = failed
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+
+    def ask(self, key: str) -> None:
+        """Run a pass for ``key`` now, or once more after the one running."""
+        if key in self._running:
+            self._again.add(key)
+            return
+        self._running.add(key)
+        self._spawn(self._run(key))
+
+    async def _run(self, key: str) -> None:
+        try:
+            while True:
+                self._again.discard(key)
+                if not await self._work(key) or key not in self._again:
+                    return
+        except DatabaseError as exc:
+            log.warning(self._failed, key, exc)
+        finally:
+            self._running.discard(key)
+
+
 class ClusterLink:
     """The hub's link to the other nodes (module docstring). Event loop only."""
 
@@ -91,12 +125,13 @@ class ClusterLink:
         self._local: dict[str, int] = {}
         #: Changes this node submitted and not yet committed (or failed), per document.
         self._pending: dict[str, int] = {}
-        self._running: set[str] = set()
-        self._again: set[str] = set()
+        #: Catch-ups of documents from the log (the next signal or resync tries again).
+        self._catch_ups = _OneAtATime(self._catch_up_pass, self._spawn,
+                                      "catching up %s from the log failed: %s")
         #: (doc_id, session_id) of other nodes' presence -> when last announced (monotonic).
         self._remote: dict[tuple[str, str], float] = {}
-        self._saving: set[str] = set()
-        self._save_again: set[str] = set()
+        #: Saves of sessions' subscriptions (coalesced per session).
+        self._saves = _OneAtATime(self._save_pass, self._spawn, "saving session %s failed: %s")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_refresh = self._last_expiry = time.monotonic()
 
@@ -172,30 +207,17 @@ class ClusterLink:
 
     def catch_up(self, doc_id: str) -> None:
         """Read and integrate the document's log rows this node has not integrated."""
-        if doc_id in self._running:
-            self._again.add(doc_id)
-            return
-        self._running.add(doc_id)
-        self._spawn(self._catch_up(doc_id))
+        self._catch_ups.ask(doc_id)
 
-    async def _catch_up(self, doc_id: str) -> None:
-        try:
-            while True:
-                self._again.discard(doc_id)
-                room = self.hub.rooms.get_loaded(doc_id)
-                if room is None:
-                    return
-                entries = await self.hub.engine.updates_after(
-                    doc_id, self._read.get(doc_id, room.seq))
-                if self.hub.rooms.get_loaded(doc_id) is not room:
-                    return
-                await self._integrate(room, entries)
-                if doc_id not in self._again:
-                    return
-        except DatabaseError as exc:  # the next signal or resync tries again
-            log.warning("catching up %s from the log failed: %s", doc_id, exc)
-        finally:
-            self._running.discard(doc_id)
+    async def _catch_up_pass(self, doc_id: str) -> bool:
+        room = self.hub.rooms.get_loaded(doc_id)
+        if room is None:
+            return False
+        entries = await self.hub.engine.updates_after(doc_id, self._read.get(doc_id, room.seq))
+        if self.hub.rooms.get_loaded(doc_id) is not room:
+            return False
+        await self._integrate(room, entries)
+        return True
 
     async def _integrate(self, room: Room, entries: list[LogEntry]) -> None:
         hub, doc_id = self.hub, room.doc_id
@@ -339,28 +361,15 @@ class ClusterLink:
 
     def session_changed(self, session: Session) -> None:
         """The session's subscriptions changed: save them (coalesced per session)."""
-        session_id = session.session_id
-        if session_id in self._saving:
-            self._save_again.add(session_id)
-            return
-        self._saving.add(session_id)
-        self._spawn(self._save(session_id))
+        self._saves.ask(session.session_id)
 
-    async def _save(self, session_id: str) -> None:
-        try:
-            while True:
-                self._save_again.discard(session_id)
-                session = self.hub.sessions.get(session_id)
-                if session is None:
-                    return
-                await self.hub.engine.save_session(
-                    session_id, sorted(session.subscriptions), session.directory, time.time())
-                if session_id not in self._save_again:
-                    return
-        except DatabaseError as exc:
-            log.warning("saving session %s failed: %s", session_id, exc)
-        finally:
-            self._saving.discard(session_id)
+    async def _save_pass(self, session_id: str) -> bool:
+        session = self.hub.sessions.get(session_id)
+        if session is None:
+            return False
+        await self.hub.engine.save_session(
+            session_id, sorted(session.subscriptions), session.directory, time.time())
+        return True
 
     def detached(self, session: Session) -> None:
         """The session's connection dropped: its grace period starts in the table too."""

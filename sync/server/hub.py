@@ -129,6 +129,25 @@ class _Acks:
             callback(seq, error)
 
 
+class _Resolve:
+    """The ``OnStored`` of :meth:`SyncHub.accept_change`: settles its future, unless the
+    waiter gave up and cancelled it."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[int]) -> None:
+        self.future = future
+
+    def __call__(self, seq: int | None, error: BaseException | None) -> None:
+        future = self.future
+        if future.done():
+            return
+        if seq is None:
+            future.set_exception(error or DatabaseError("the change was not stored"))
+        else:
+            future.set_result(seq)
+
+
 class _Batch:
     """Changes of one document from one session integrated in the current loop turn, not
     yet handed to the engine (see :meth:`SyncHub.accept_change_then`)."""
@@ -150,13 +169,12 @@ class _InFlight:
     """One submitted change until it is durable: what ``Engine.submit_then`` calls back
     (one small object per change instead of a closure, its cells and two futures)."""
 
-    __slots__ = ("directory", "done", "fanout", "hub", "on_stored", "room", "seq",
-                 "session_id")
+    __slots__ = ("directory", "fanout", "hub", "on_stored", "room", "seq", "session_id")
 
     def __init__(
         self, hub: SyncHub, room: Room, *, directory: DirectoryRow | None,
         session_id: str | None, fanout: tuple[bytes, str, float, str | None, str | None] | None,
-        seq: int, done: asyncio.Future[int] | None, on_stored: OnStored | None,
+        seq: int, on_stored: OnStored,
     ) -> None:
         self.hub = hub
         self.room = room
@@ -164,7 +182,6 @@ class _InFlight:
         self.session_id = session_id
         self.fanout = fanout
         self.seq = seq
-        self.done = done
         self.on_stored = on_stored
 
     def __call__(self, committed: Committed | None, error: BaseException | None) -> None:
@@ -178,14 +195,7 @@ class _InFlight:
             seq = self.seq if committed.seq is None else committed.seq
         else:
             error = error or DatabaseError("the change was not stored")
-        done = self.done
-        if done is not None and not done.done():
-            if seq is None:
-                done.set_exception(error or DatabaseError("the change was not stored"))
-            else:
-                done.set_result(seq)
-        if self.on_stored is not None:
-            self.on_stored(seq, error)
+        self.on_stored(seq, error)
 
 
 class SyncHub:
@@ -366,7 +376,7 @@ class SyncHub:
         number the change was stored under once it is durable.
         """
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        return self._accept(room, change, author, session_id, done=done, on_stored=None), done
+        return self._accept(room, change, author, session_id, _Resolve(done)), done
 
     def accept_change_then(
         self, room: Room, change: Change, author: str, session_id: str | None,
@@ -386,8 +396,7 @@ class SyncHub:
         here, so a refusal answers exactly as without batching.
         """
         if change.repaired or change.kinds != _UPDATED_ONLY:
-            return self._accept(room, change, author, session_id, done=None,
-                                on_stored=on_stored)
+            return self._accept(room, change, author, session_id, on_stored)
         doc_id = room.doc_id
         batch = self._batches.get(doc_id)
         if batch is not None and (batch.room is not room or batch.session_id != session_id
@@ -424,8 +433,8 @@ class SyncHub:
     def _submit(self, batch: _Batch) -> None:
         changes = batch.changes
         if len(changes) == 1:
-            self._accept(batch.room, changes[0], batch.author, batch.session_id, done=None,
-                         on_stored=batch.callbacks[0])
+            self._accept(batch.room, changes[0], batch.author, batch.session_id,
+                         batch.callbacks[0])
             return
         merged = Change(
             pycrdt.merge_updates(*(change.update for change in changes)),
@@ -435,12 +444,12 @@ class SyncHub:
             next((c.title for c in reversed(changes) if c.title is not None), None),
         )
         self.stats["batched_updates"] += len(changes)
-        self._accept(batch.room, merged, batch.author, batch.session_id, done=None,
-                     on_stored=_Acks(batch.callbacks), updates=len(changes))
+        self._accept(batch.room, merged, batch.author, batch.session_id,
+                     _Acks(batch.callbacks), updates=len(changes))
 
     def _accept(
-        self, room: Room, change: Change, author: str, session_id: str | None, *,
-        done: asyncio.Future[int] | None, on_stored: OnStored | None, updates: int = 1,
+        self, room: Room, change: Change, author: str, session_id: str | None,
+        on_stored: OnStored, *, updates: int = 1,
     ) -> int:
         if room.doc_id in self._batches:  # the log keeps the order of integration
             self._submit(self._batches.pop(room.doc_id))
@@ -479,7 +488,7 @@ class SyncHub:
         self.engine.submit_then(commit, _InFlight(
             self, room, directory=directory, session_id=session_id,
             fanout=(change.update, author, now, writer, session_id) if at_commit else None,
-            seq=seq, done=done, on_stored=on_stored,
+            seq=seq, on_stored=on_stored,
         ))
         if not at_commit:
             # After the submit: the writer thread starts on the commit (its fsync releases

@@ -16,11 +16,10 @@ of its own.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Coroutine, Generator
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -34,7 +33,7 @@ from .errors import AuthError
 from .hub import SyncHub
 from .registry import AccountKey, PeerRegistry
 
-__all__ = ["MAX_QUEUED_BYTES", "WebSocketPeer"]
+__all__ = ["MAX_QUEUED_BYTES", "WebSocketPeer", "direct_protocol", "write_direct"]
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ class WebSocketPeer:
         self._drainer: asyncio.Task[None] | None = None
         self._closing = False
         self._close_task: asyncio.Task[None] | None = None
-        self._proto = _direct_protocol(websocket)
+        self._proto = direct_protocol(websocket)
         self._log: logging.LoggerAdapter[logging.Logger] | None = None
         #: The node's index of connections (set by ``PeerRegistry.add``), or None.
         self.registry: PeerRegistry | None = None
@@ -157,7 +156,7 @@ class WebSocketPeer:
         task per frame, the largest cost of a fan-out to many subscribers. If it does
         suspend, the rest of it is returned for the drainer to finish, in order.
         """
-        if self._proto is not None and _write_direct(self._proto, frame):
+        if self._proto is not None and write_direct(self._proto, frame):
             return None
         coro = self.websocket.send_bytes(frame)
         try:
@@ -302,28 +301,19 @@ class WebSocketPeer:
         raise NotImplementedError
 
 
-def direct_writer(websocket: WebSocket) -> Callable[[bytes], bool] | None:
-    """A synchronous frame writer straight to uvicorn's sans-I/O WebSocket, or None.
-
-    The peer itself keeps just the protocol (:func:`_direct_protocol`) and calls
-    :func:`_write_direct`: no closure per connection.
+def direct_protocol(websocket: WebSocket) -> Any:
+    """uvicorn's protocol object behind ``websocket`` if it has the expected shape, else
+    None; :func:`write_direct` writes frames through it.
 
     The ASGI way to send is a chain of coroutines (Starlette, uvicorn) around two calls:
     ``conn.send_binary(frame)`` on the ``websockets`` sans-I/O protocol and
     ``transport.write(...)``. For a fan-out to a thousand subscribers that chain was most
     of the cost, so when the socket's ASGI ``send`` is uvicorn's own (the app routes
-    WebSockets around FastAPI's middleware, see app.py), this writer makes those two calls
-    itself, under the same conditions uvicorn checks. It returns False when it may not
-    (handshake not done, closing, transport paused): the caller then takes the ASGI path,
-    which waits for the transport as it should. ``test_peer.py`` checks that the pinned
-    uvicorn still has the shape this relies on.
+    WebSockets around FastAPI's middleware, see app.py), the peer makes those two calls
+    itself, under the same conditions uvicorn checks (it keeps just this object: no
+    closure per connection). ``test_peer.py`` checks that the pinned uvicorn still has the
+    shape this relies on.
     """
-    proto = _direct_protocol(websocket)
-    return None if proto is None else functools.partial(_write_direct, proto)
-
-
-def _direct_protocol(websocket: WebSocket) -> Any:
-    """uvicorn's protocol object behind ``websocket`` if it has the expected shape."""
     send = getattr(websocket, "_send", None)
     proto = getattr(send, "__self__", None)
     if (
@@ -336,8 +326,10 @@ def _direct_protocol(websocket: WebSocket) -> Any:
     return proto
 
 
-def _write_direct(proto: Any, frame: bytes) -> bool:
-    """Write ``frame`` as uvicorn would; False where uvicorn's ``send`` must be used."""
+def write_direct(proto: Any, frame: bytes) -> bool:
+    """Write ``frame`` as uvicorn would; False where it may not (handshake not done,
+    closing, transport paused): the caller then takes the ASGI path, which waits for the
+    transport as it should."""
     if (not proto.writable.is_set() or proto.close_sent or proto.disconnected
             or not proto.handshake_complete or proto.initial_response is not None):
         return False

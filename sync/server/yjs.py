@@ -297,7 +297,7 @@ class YjsConnection(WebSocketPeer):
                     self._deny(f"authenticate within {config.auth_timeout:g} seconds",
                                YjsCloseCode.UNAUTHORIZED)
                     return None
-                return now + self.hub.config.auth_timeout / 10  # the check is under way
+                return now + config.auth_timeout / 10  # the check is under way
             return deadline
         silent = now - self.last_seen
         expires_in = self.token_expires_at - time.time()
@@ -311,10 +311,8 @@ class YjsConnection(WebSocketPeer):
             self._deny("access token expired; reconnect with a new token",
                        YjsCloseCode.UNAUTHORIZED)
             return None
-        nudge_at = self.last_seen + config.idle_timeout / 2
-        next_check = self.last_seen + config.idle_timeout
-        if not self._queried and nudge_at < next_check:
-            next_check = nudge_at
+        # Next: the nudge half-way through the idle timeout, or (nudged) the timeout itself.
+        next_check = self.last_seen + config.idle_timeout / (1 if self._queried else 2)
         return min(next_check, now + expires_in)
 
     def revoke(self, reason: str) -> None:

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
+import asyncpg
 import pytest
+
+from sync.server.storage.postgres.schema import migrate
 
 from .haproxy import HAProxy, HAProxyUnavailable, find_haproxy
 from .pg import PostgresCluster, PostgresUnavailable, shared_cluster
@@ -47,6 +51,15 @@ def pg_dsn(pg_cluster: PostgresCluster) -> Iterator[str]:
     yield pg_cluster.dsn(name)
     if pg_cluster.process is not None and pg_cluster.process.poll() is None:
         pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+async def migrated_dsn(pg_dsn: str) -> str:
+    """The URL of ``pg_dsn``'s fresh database, migrated to the current schema."""
+    conn: Any = await asyncpg.connect(pg_dsn)
+    await migrate(conn)
+    await conn.close()
+    return pg_dsn
 
 
 @pytest.fixture

@@ -20,6 +20,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from tests.integration.conftest import LocalEndpoint
+
 __all__ = ["SAMPLE_CONFIG", "HAProxy", "HAProxyUnavailable", "find_haproxy"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,8 +58,9 @@ def render_config(nodes: Sequence[tuple[str, int]], sample: Path = SAMPLE_CONFIG
     return text[:found[0].start()] + lines + text[found[-1].end():]
 
 
-class HAProxy:
-    """One HAProxy process balancing over ``nodes``; :meth:`stop` ends it."""
+class HAProxy(LocalEndpoint):
+    """One HAProxy process balancing over ``nodes`` (:attr:`http_url` and :attr:`ws_url`
+    reach them through it); :meth:`stop` ends it."""
 
     def __init__(self, nodes: Sequence[tuple[str, int]]) -> None:
         self.binary = find_haproxy()
@@ -72,16 +75,6 @@ class HAProxy:
         self._listener.listen(4096)
         self.port = int(self._listener.getsockname()[1])
         self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def http_url(self) -> str:
-        """Base URL of the HTTP API through the load balancer."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        """The /ws endpoint through the load balancer."""
-        return f"ws://127.0.0.1:{self.port}/ws"
 
     def start(self) -> None:
         """Run HAProxy in the foreground (a child of this process)."""

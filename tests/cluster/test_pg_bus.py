@@ -17,7 +17,6 @@ from sync.server.bus import (
 )
 from sync.server.storage.postgres.bus import PostgresBus
 from sync.server.storage.postgres.log import LogFeed, append_updates
-from sync.server.storage.postgres.schema import migrate
 from tests.bus_recorder import Recorder
 
 from .pg import PostgresCluster
@@ -25,10 +24,9 @@ from .waiting import eventually
 
 
 @pytest.fixture
-async def log_conn(pg_dsn: str) -> AsyncIterator[Any]:
+async def log_conn(migrated_dsn: str) -> AsyncIterator[Any]:
     """A connection to the test database, migrated (the real update log)."""
-    conn = await asyncpg.connect(pg_dsn)
-    await migrate(conn)
+    conn = await asyncpg.connect(migrated_dsn)
     yield conn
     await conn.close()
 

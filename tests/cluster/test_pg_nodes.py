@@ -10,7 +10,6 @@ import pytest
 from sync.server.bus import BusEvent, UpdatesCommitted
 from sync.server.storage.postgres.bus import PostgresBus
 from sync.server.storage.postgres.log import LogFeed
-from sync.server.storage.postgres.schema import migrate
 from sync.server.storage.postgres.writer import PostgresWriter
 from sync.server.storage.records import Commit, LogEntry
 
@@ -60,12 +59,9 @@ class Node:
 
 
 @pytest.fixture
-async def nodes(pg_dsn: str) -> AsyncIterator[tuple[Node, Node]]:
+async def nodes(migrated_dsn: str) -> AsyncIterator[tuple[Node, Node]]:
     """Nodes "a" and "b" on one migrated database."""
-    conn = await asyncpg.connect(pg_dsn)
-    await migrate(conn)
-    await conn.close()
-    a, b = Node(pg_dsn, "a"), Node(pg_dsn, "b")
+    a, b = Node(migrated_dsn, "a"), Node(migrated_dsn, "b")
     await a.start()
     await b.start()
     yield a, b

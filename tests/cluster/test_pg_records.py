@@ -11,14 +11,12 @@ import pytest
 from sync.protocol.messages import Notification, NotificationKind
 from sync.server.storage.postgres import records
 from sync.server.storage.postgres.log import append_updates
-from sync.server.storage.postgres.schema import migrate
 
 
 @pytest.fixture
-async def conn(pg_dsn: str) -> AsyncIterator[Any]:
+async def conn(migrated_dsn: str) -> AsyncIterator[Any]:
     """A connection to a migrated test database."""
-    connection = await asyncpg.connect(pg_dsn)
-    await migrate(connection)
+    connection = await asyncpg.connect(migrated_dsn)
     yield connection
     await connection.close()
 

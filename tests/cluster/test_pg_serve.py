@@ -15,7 +15,7 @@ import pytest
 
 from sync.protocol.errors import CloseCode, ErrorCode
 from sync.protocol.messages import Ack, Error, Update, customer_doc_id
-from tests.integration.conftest import ServerHandle, scaled
+from tests.integration.conftest import ServerHandle, StartedServers, scaled
 from tests.integration.test_server_sync import join
 from tests.integration.wire import WireClient, eventually
 
@@ -25,17 +25,13 @@ from .pg import PostgresCluster
 @pytest.fixture
 def pg_servers(pg_dsn: str) -> Iterator[Any]:
     """Start server nodes on the test's Postgres database; all killed at the end."""
-    handles: list[ServerHandle] = []
+    servers = StartedServers()
 
     def make(*extra_args: str) -> ServerHandle:
-        handle = ServerHandle(pg_dsn, list(extra_args))
-        handle.start()
-        handles.append(handle)
-        return handle
+        return servers.start(pg_dsn, extra_args)
 
     yield make
-    for handle in handles:
-        handle.kill()
+    servers.kill_all()
 
 
 def _ready(server: ServerHandle) -> int:
@@ -97,25 +93,27 @@ def test_failed_logins_on_one_node_lock_the_account_on_the_other(pg_servers: Any
     assert locked.status_code == 429, locked.text
 
 
+def _refresh(server: ServerHandle, refresh_token: str) -> httpx.Response:
+    """POST /auth/refresh with ``refresh_token`` to ``server``."""
+    return httpx.post(f"{server.http_url}/auth/refresh", json={"refresh_token": refresh_token},
+                      timeout=scaled(10))
+
+
 def test_a_refresh_token_replayed_on_another_node_revokes_its_family(pg_servers: Any) -> None:
     """Rotate on node 1, replay the old token on node 2: refused, and the family with it."""
     one, two = pg_servers(), pg_servers()
     one.add_user("alex")
     first = one.login("alex")["refresh_token"]
-    rotated = httpx.post(f"{one.http_url}/auth/refresh", json={"refresh_token": first},
-                         timeout=scaled(10))
+    rotated = _refresh(one, first)
     assert rotated.status_code == 200
     second = rotated.json()["refresh_token"]
     # Past the grace of a lost answer, a second use of ``first`` is a replay.
-    second_use = httpx.post(f"{two.http_url}/auth/refresh", json={"refresh_token": second},
-                            timeout=scaled(10))
+    second_use = _refresh(two, second)
     assert second_use.status_code == 200
-    replay = httpx.post(f"{two.http_url}/auth/refresh", json={"refresh_token": first},
-                        timeout=scaled(10))
+    replay = _refresh(two, first)
     assert replay.status_code == 401
     newest = second_use.json()["refresh_token"]
-    after = httpx.post(f"{one.http_url}/auth/refresh", json={"refresh_token": newest},
-                       timeout=scaled(10))
+    after = _refresh(one, newest)
     assert after.status_code == 401, "the replay should have revoked the whole family"
 
 

@@ -10,18 +10,14 @@ import asyncpg
 import pytest
 
 from sync.server.storage.postgres import sessions
-from sync.server.storage.postgres.schema import migrate
 
 GRACE = 300.0
 
 
 @pytest.fixture
-async def pool(pg_dsn: str) -> AsyncIterator[Any]:
+async def pool(migrated_dsn: str) -> AsyncIterator[Any]:
     """A pool on a migrated database."""
-    conn = await asyncpg.connect(pg_dsn)
-    await migrate(conn)
-    await conn.close()
-    made = await asyncpg.create_pool(pg_dsn, min_size=2, max_size=4)
+    made = await asyncpg.create_pool(migrated_dsn, min_size=2, max_size=4)
     yield made
     made.terminate()
 

@@ -10,18 +10,14 @@ import asyncpg
 import pytest
 
 from sync.server.errors import TooManyAttempts
-from sync.server.storage.postgres.schema import migrate
 from sync.server.storage.postgres.throttle import FORGET_AFTER, PostgresLoginThrottle
 from sync.server.throttle import LOCK_AFTER_FAILURES
 
 
 @pytest.fixture
-async def pools(pg_dsn: str) -> AsyncIterator[list[Any]]:
+async def pools(migrated_dsn: str) -> AsyncIterator[list[Any]]:
     """Two pools on one migrated database: two nodes."""
-    conn = await asyncpg.connect(pg_dsn)
-    await migrate(conn)
-    await conn.close()
-    made = [await asyncpg.create_pool(pg_dsn, min_size=1, max_size=4) for _ in range(2)]
+    made = [await asyncpg.create_pool(migrated_dsn, min_size=1, max_size=4) for _ in range(2)]
     yield made
     for pool in made:
         pool.terminate()

@@ -13,7 +13,6 @@ from sync.protocol.messages import Notification, NotificationKind
 from sync.server.errors import DatabaseError
 from sync.server.storage.postgres import directory, records
 from sync.server.storage.postgres.log import updates_since
-from sync.server.storage.postgres.schema import migrate
 from sync.server.storage.postgres.writer import PostgresWriter
 from sync.server.store import Commit, DirectoryRow, LogEntry
 
@@ -21,12 +20,9 @@ from .pg import PostgresCluster
 
 
 @pytest.fixture
-async def pool(pg_dsn: str) -> AsyncIterator[Any]:
+async def pool(migrated_dsn: str) -> AsyncIterator[Any]:
     """A connection pool on a migrated test database."""
-    conn = await asyncpg.connect(pg_dsn)
-    await migrate(conn)
-    await conn.close()
-    connections = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=4)
+    connections = await asyncpg.create_pool(migrated_dsn, min_size=1, max_size=4)
     yield connections
     connections.terminate()
 

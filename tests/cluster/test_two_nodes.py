@@ -30,7 +30,7 @@ from sync.protocol.messages import (
     customer_doc_id,
 )
 from sync.server.auth import AuthService
-from tests.integration.conftest import ServerHandle
+from tests.integration.conftest import ServerHandle, StartedServers
 from tests.integration.test_server_sync import join
 from tests.integration.wire import WireClient
 
@@ -41,21 +41,17 @@ from .waiting import eventually, scaled
 @pytest.fixture
 def start_nodes(pg_dsn: str) -> Iterator[Callable[..., list[ServerHandle]]]:
     """Start ``count`` nodes on the test's database (extra CLI args for all); killed after."""
-    handles: list[ServerHandle] = []
+    servers = StartedServers()
 
     def start(count: int = 2, *extra: str) -> list[ServerHandle]:
-        made = [ServerHandle(pg_dsn, ["--node-id", f"node{i + 1}", *extra])
+        made = [servers.start(pg_dsn, ["--node-id", f"node{i + 1}", *extra])
                 for i in range(count)]
-        for handle in made:
-            handle.start()
-            handles.append(handle)
         made[0].add_user("alex")
         made[0].add_user("sam")
         return made
 
     yield start
-    for handle in handles:
-        handle.kill()
+    servers.kill_all()
 
 
 def new_doc() -> str:

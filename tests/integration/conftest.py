@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,18 +41,11 @@ def both_engines(test: Any) -> Any:
     return pytest.mark.usefixtures("db_engine")(test)
 
 
-@dataclass
-class ServerHandle:
-    """A running reference server process and what tests need to talk to it."""
+class LocalEndpoint:
+    """A process tests reach on 127.0.0.1:``port`` (a server, or a load balancer before
+    servers)."""
 
-    #: A SQLite file, or a ``postgresql://`` URL (text).
-    db_path: Path | str
-    extra_args: list[str] = field(default_factory=list)
-    #: The module run with ``python -m`` (a test may run the CLI inside a changed table).
-    module: str = "liveedit"
-    port: int = 0
-    process: subprocess.Popen[str] | None = None
-    output: list[str] = field(default_factory=list)
+    port: int
 
     @property
     def http_url(self) -> str:
@@ -63,6 +56,20 @@ class ServerHandle:
     def ws_url(self) -> str:
         """URL of the WebSocket endpoint."""
         return f"ws://127.0.0.1:{self.port}/ws"
+
+
+@dataclass
+class ServerHandle(LocalEndpoint):
+    """A running reference server process and what tests need to talk to it."""
+
+    #: A SQLite file, or a ``postgresql://`` URL (text).
+    db_path: Path | str
+    extra_args: list[str] = field(default_factory=list)
+    #: The module run with ``python -m`` (a test may run the CLI inside a changed table).
+    module: str = "liveedit"
+    port: int = 0
+    process: subprocess.Popen[str] | None = None
+    output: list[str] = field(default_factory=list)
 
     def start(self) -> None:
         """Start the server (on the previous port after a stop) and wait until it listens."""
@@ -129,6 +136,26 @@ class ServerHandle:
         return str(self.login(username, password)["access_token"])
 
 
+class StartedServers:
+    """The servers a fixture started for one test; :meth:`kill_all` ends them."""
+
+    def __init__(self) -> None:
+        self.handles: list[ServerHandle] = []
+
+    def start(self, db_path: Path | str, extra_args: Sequence[str] = (),
+              module: str = "liveedit") -> ServerHandle:
+        """Start a server on ``db_path`` and wait until it listens."""
+        handle = ServerHandle(db_path, list(extra_args), module)
+        handle.start()
+        self.handles.append(handle)
+        return handle
+
+    def kill_all(self) -> None:
+        """SIGKILL every server started here (a test's clean-up)."""
+        for handle in self.handles:
+            handle.kill()
+
+
 @pytest.fixture
 def db_engine(request: pytest.FixtureRequest) -> str:
     """The storage engine servers of this test run on: "sqlite" unless parametrized
@@ -143,7 +170,7 @@ def server_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[A
     On Postgres (a test marked :data:`both_engines`), each ``db_name`` is one fresh
     database (servers given the same name share it), dropped at the end. Conftests that
     import only this fixture get SQLite."""
-    handles: list[ServerHandle] = []
+    servers = StartedServers()
     databases: dict[str, str] = {}
     engine = (request.getfixturevalue("db_engine") if "db_engine" in request.fixturenames
               else "sqlite")
@@ -156,14 +183,10 @@ def server_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[A
             if db_name not in databases:
                 databases[db_name] = cluster.create_database()
             location = cluster.dsn(databases[db_name])
-        handle = ServerHandle(location, list(extra_args), module)
-        handle.start()
-        handles.append(handle)
-        return handle
+        return servers.start(location, extra_args, module)
 
     yield make
-    for handle in handles:
-        handle.kill()
+    servers.kill_all()
     if cluster is not None and cluster.process is not None and cluster.process.poll() is None:
         for name in databases.values():
             cluster.drop_database(name)

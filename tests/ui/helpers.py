@@ -13,6 +13,7 @@ from PySide6.QtCore import QSettings
 from app.core import ClientCore
 from tests.integration.conftest import DEFAULT_PASSWORD, ServerHandle, scaled
 from tests.integration.wire import eventually
+from ui.activity import ActivityDock
 from ui.bridge import CoreBridge
 from ui.main_window import MainWindow
 from ui.signin import sign_in
@@ -22,16 +23,25 @@ FAST = {"backoff_initial": 0.1, "backoff_max": 1.0}
 
 
 @asynccontextmanager
-async def signed_in(server: ServerHandle, folder: Path, user: str) -> AsyncIterator[ClientCore]:
-    """A core signed in as ``user`` (created on the server), connected; closed at the end."""
+async def registered_core(server: ServerHandle, folder: Path,
+                          user: str) -> AsyncIterator[ClientCore]:
+    """A core in ``folder / user`` for ``user`` (created on the server), not signed in;
+    closed at the end."""
     server.add_user(user)
     core = ClientCore.open(folder / user)
     try:
-        await sign_in(core, server.http_url, user, DEFAULT_PASSWORD, remember=False)
-        await core.connect(**FAST)
         yield core
     finally:
         await core.close()
+
+
+@asynccontextmanager
+async def signed_in(server: ServerHandle, folder: Path, user: str) -> AsyncIterator[ClientCore]:
+    """A core signed in as ``user`` (created on the server), connected; closed at the end."""
+    async with registered_core(server, folder, user) as core:
+        await sign_in(core, server.http_url, user, DEFAULT_PASSWORD, remember=False)
+        await core.connect(**FAST)
+        yield core
 
 
 async def shared_customer(a: ClientCore, b: ClientCore, name: str = "John Smith") -> str:
@@ -55,3 +65,12 @@ def main_window(core: ClientCore, settings: QSettings, qtbot: Any,
     if show:
         window.show()
     return window, bridge
+
+
+def activity_dock(core: ClientCore, qtbot: Any) -> tuple[ActivityDock, CoreBridge]:
+    """An activity dock on ``core`` and its bridge (the test closes the bridge), owned by
+    ``qtbot``."""
+    bridge = CoreBridge(core)
+    dock = ActivityDock(core, bridge)
+    qtbot.addWidget(dock)
+    return dock, bridge

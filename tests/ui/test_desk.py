@@ -25,7 +25,7 @@ from ui.signin import Outcome, SignInDialog, has_saved_sign_in
 from ui.tasks import pending
 
 from .conftest import UiLoop
-from .helpers import main_window, signed_in
+from .helpers import main_window, registered_core, signed_in
 
 
 def _inside(widget: QWidget | None, pane: QWidget) -> bool:
@@ -40,9 +40,7 @@ def test_sign_in_with_enter_uses_no_deleted_dialog(
     app does) reports no error."""
 
     async def body() -> None:
-        server.add_user("alex")
-        core = ClientCore.open(tmp_path / "alex")
-        try:
+        async with registered_core(server, tmp_path, "alex") as core:
             dialog = SignInDialog(core, server_url=server.http_url, user="alex")
             dialog.show()
             outcome = dialog.result_ready()
@@ -53,8 +51,6 @@ def test_sign_in_with_enter_uses_no_deleted_dialog(
             await eventually(lambda: pending() == 0)
             await asyncio.sleep(0)  # let the deferred delete run (not synchronisation)
             assert errors == []
-        finally:
-            await core.close()
 
     ui_loop.run(body())
 
@@ -290,9 +286,7 @@ def test_sign_in_takes_host_port_names_a_wrong_server_and_remembers_the_last(
     without http:// signs in; the next dialog offers that server."""
 
     async def body() -> None:
-        server.add_user("alex")
-        core = ClientCore.open(tmp_path / "alex")
-        try:
+        async with registered_core(server, tmp_path, "alex") as core:
             dialog = SignInDialog(core, user="alex", settings=settings)
             qtbot.addWidget(dialog)
             assert dialog.server.text() == ""
@@ -304,8 +298,6 @@ def test_sign_in_takes_host_port_names_a_wrong_server_and_remembers_the_last(
             dialog.server.setText(server.http_url.removeprefix("http://"))
             assert await dialog.attempt()
             assert core.server_url == server.http_url
-        finally:
-            await core.close()
         other = ClientCore.open(tmp_path / "sam")
         try:
             again = SignInDialog(other, settings=settings)

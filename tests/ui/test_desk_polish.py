@@ -13,7 +13,6 @@ from app.core import ClientCore
 from sync.protocol import schema
 from tests.integration.conftest import DEFAULT_PASSWORD, ServerHandle, scaled
 from tests.integration.wire import eventually
-from ui.activity import ActivityDock
 from ui.bridge import CoreBridge
 from ui.customer_view import CustomerView
 from ui.deleted_customers import DeletedCustomersDialog
@@ -22,7 +21,7 @@ from ui.outbox_dialog import OutboxDialog
 from ui.tray_notifier import TrayNotifier
 
 from .conftest import UiLoop
-from .helpers import FAST, shared_customer, signed_in
+from .helpers import FAST, activity_dock, shared_customer, signed_in
 
 #: Closing a dialog must not quit the app (and stop the loop) mid-test.
 pytestmark = pytest.mark.usefixtures("keep_running")
@@ -121,9 +120,7 @@ def test_activity_lists_others_changes_to_followed_customers_only(
     async def body() -> None:
         async with signed_in(server, tmp_path, "alex") as alex, \
                 signed_in(server, tmp_path, "sam") as sam:
-            bridge = CoreBridge(alex)
-            dock = ActivityDock(alex, bridge)
-            qtbot.addWidget(dock)
+            dock, bridge = activity_dock(alex, qtbot)
             cid = await shared_customer(sam, alex)
             await sam.set_presence(cid, {"field": "city"})  # "sam opened John Smith"
             await sam.set_fields(cid, {"city": "Seattle"})
@@ -154,9 +151,7 @@ def test_activity_unread_counts_newest_first_and_a_tray_notice(
     async def body() -> None:
         async with signed_in(server, tmp_path, "alex") as alex, \
                 signed_in(server, tmp_path, "sam") as sam:
-            bridge = CoreBridge(alex)
-            dock = ActivityDock(alex, bridge)
-            qtbot.addWidget(dock)
+            dock, bridge = activity_dock(alex, qtbot)
             notifier = TrayNotifier(dock.feed, bridge, dock)
             cid = await shared_customer(sam, alex)
             await eventually(lambda: "sam created John Smith" in dock.texts())
@@ -196,9 +191,7 @@ def test_activity_after_a_restart_does_not_report_my_own_edit(
                 await alex.login(server.http_url, "alex", DEFAULT_PASSWORD, remember=False)
                 await alex.connect(**FAST)
                 await alex.sync(scaled(20))
-                bridge = CoreBridge(alex)
-                dock = ActivityDock(alex, bridge)
-                qtbot.addWidget(dock)
+                dock, bridge = activity_dock(alex, qtbot)
                 await sam.set_fields(cid, {"zip": "80202"})  # something to wait for
                 await eventually(lambda: "sam changed Zip on John Smith" in dock.texts())
                 assert _no_noise(dock.texts() + dock.offline_texts(), "alex")

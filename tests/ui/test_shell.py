@@ -12,14 +12,14 @@ from PySide6.QtCore import QSettings
 
 from tests.integration.conftest import DEFAULT_PASSWORD, ServerHandle, scaled
 from tests.integration.wire import eventually
-from ui.activity import OFFLINE_GROUP, ActivityDock
+from ui.activity import OFFLINE_GROUP
 from ui.bridge import CoreBridge
 from ui.conflicts_panel import ConflictsDock
 from ui.main_window import MainWindow
 from ui.signin import OFFLINE_NOTICE, Outcome, SignInDialog
 
 from .conftest import UiLoop
-from .helpers import FAST, main_window, shared_customer, signed_in
+from .helpers import FAST, activity_dock, main_window, shared_customer, signed_in
 
 
 def test_status_goes_offline_and_back_online_with_the_outbox(
@@ -63,9 +63,7 @@ def test_activity_shows_another_rep_live_and_offline_group_after_reconnect(
     async def body() -> None:
         async with signed_in(server, tmp_path, "alex") as alex, \
                 signed_in(server, tmp_path, "sam") as sam:
-            bridge = CoreBridge(alex)
-            dock = ActivityDock(alex, bridge)
-            qtbot.addWidget(dock)
+            dock, bridge = activity_dock(alex, qtbot)
             requested: list[str] = []
             dock.customerRequested.connect(requested.append)
             cid = await shared_customer(sam, alex)

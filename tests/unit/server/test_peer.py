@@ -7,6 +7,7 @@ coroutine suspends while "the transport's buffer is full", as uvicorn's does.
 from __future__ import annotations
 
 import asyncio
+import functools
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ class _Transport:
 
 
 async def test_direct_writer_works_with_the_pinned_uvicorn() -> None:
-    """peer.direct_writer relies on the shape of uvicorn's sans-I/O WebSocket protocol: a
+    """peer.write_direct relies on the shape of uvicorn's sans-I/O WebSocket protocol: a
     real one, driven through a real handshake, must give a writer that emits real frames
     (a uvicorn upgrade that changes that shape fails here, not silently in production)."""
     from starlette.websockets import WebSocket
@@ -100,7 +101,7 @@ async def test_direct_writer_works_with_the_pinned_uvicorn() -> None:
     from uvicorn.server import ServerState
     from websockets.frames import Frame, Opcode
 
-    from sync.server.peer import direct_writer
+    from sync.server.peer import direct_protocol, write_direct
 
     writers: list[Any] = []
     accepted = asyncio.Event()
@@ -108,7 +109,8 @@ async def test_direct_writer_works_with_the_pinned_uvicorn() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         websocket = WebSocket(scope, receive, send)
         await websocket.accept()
-        writers.append(direct_writer(websocket))
+        proto = direct_protocol(websocket)
+        writers.append(None if proto is None else functools.partial(write_direct, proto))
         accepted.set()
         await receive()
 

@@ -5,6 +5,7 @@ transport stand-in that records what the server writes."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from starlette.websockets import WebSocket
@@ -12,7 +13,7 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 from websockets.frames import Frame, Opcode
 
-from sync.server.peer import direct_writer
+from sync.server.peer import direct_protocol, write_direct
 from sync.server.uvicorn_ws import PAUSE_READING_AT, LeanWebSocketProtocol
 
 UPGRADE = (
@@ -74,7 +75,8 @@ class _TwoMessages:
     async def app(self, scope: Any, receive: Any, send: Any) -> None:
         websocket = WebSocket(scope, receive, send)
         await websocket.accept()
-        self.writers.append(direct_writer(websocket))
+        proto = direct_protocol(websocket)
+        self.writers.append(None if proto is None else functools.partial(write_direct, proto))
         self.accepted.set()
         for _ in range(2):
             self.received.append(await websocket.receive_bytes())
