@@ -193,8 +193,6 @@ class _InFlight:
         seq = None
         if committed is not None:
             seq = self.seq if committed.seq is None else committed.seq
-            # Commits are in seq order: everything numbered up to it is durable (eviction).
-            hub.rooms.durable_seq = max(hub.rooms.durable_seq, seq)
         else:
             error = error or DatabaseError("the change was not stored")
         self.on_stored(seq, error)

@@ -383,11 +383,10 @@ class RoomRegistry:
     """Loaded rooms by document id; loads each at most once at a time, evicts idle ones.
 
     A room is *evictable* when nobody is on it (:attr:`Room.busy` is false) and everything
-    it logged is durable (``seq`` at most :attr:`durable_seq`, which each commit, each load
-    from the log and the sweeper's write barrier advance: commits are in seq order).
-    :meth:`evict_idle` drops evictable rooms unused for a while; past ``max_rooms`` loaded
-    rooms, the least recently used evictable ones go first (also at once when a load goes
-    over the cap). A room with subscribers is never evicted,
+    it logged is durable (``seq`` at most :attr:`durable_seq`, which the server's sweeper
+    advances after a write barrier). :meth:`evict_idle` drops evictable rooms unused for a
+    while; past ``max_rooms`` loaded rooms, the least recently used evictable ones go first
+    (also at once when a load goes over the cap). A room with subscribers is never evicted,
     so the cap is soft: it yields to rooms in use.
 
     An evicted room that something still refers to (a request between its ``get()`` and
