@@ -334,8 +334,12 @@ async def _check_revocations(hub: SyncHub, registry: PeerRegistry) -> None:
     connections cost nothing here."""
     if not registry.by_account:
         return
-    users = await asyncio.to_thread(hub.auth.get_users, registry.usernames())
+    asked = registry.usernames()
+    users = await asyncio.to_thread(hub.auth.get_users, asked)
+    asked_about = set(asked)
     for (username, token_version), peers in list(registry.by_account.items()):
+        if username not in asked_about:  # authenticated during the read: checked then
+            continue
         account = users.get(username)
         if account is None or account.disabled:
             reason = "your account was disabled"

@@ -63,3 +63,55 @@ async def test_a_probe_that_raises_marks_the_node_not_ready_and_keeps_probing(
     first, second, third = seen_before_probe[:3]
     assert first is None and third is None
     assert second is not None and "probe failed" in second
+
+
+class _Connection:
+    """A connection as the revocation check sees it: its account, and a close reason."""
+
+    def __init__(self, key: tuple[str, int]) -> None:
+        self.account_key = key
+        self.due_tick: int | None = None
+        self.revoked: list[str] = []
+
+    def sweep(self, now: float) -> float | None:
+        return now + 60
+
+    def revoke(self, reason: str) -> None:
+        self.revoked.append(reason)
+
+
+async def test_a_connection_that_authenticates_during_the_account_read_is_left_open() -> None:
+    """The revocation check reads the accounts it knew of in a thread; an account that
+    authenticates meanwhile was not read, and is not mistaken for a deleted one (it was
+    checked when it authenticated). A disabled account's connection is still closed."""
+    from sync.server.accounts import User
+    from sync.server.registry import DeadlineWheel, PeerRegistry
+
+    registry = PeerRegistry(set(), DeadlineWheel(0.5, now=0.0))
+    olivia, dave = _Connection(("olivia", 1)), _Connection(("dave", 1))
+    mallory = _Connection(("mallory", 1))
+    for connection in (olivia, dave):
+        registry.add(connection, 0.0)
+        registry.authenticated(connection, None)
+    asked: list[list[str]] = []
+
+    def get_users(usernames: list[str]) -> dict[str, User]:
+        asked.append(sorted(usernames))
+        registry.add(mallory, 0.0)  # meanwhile, on the event loop
+        registry.authenticated(mallory, None)
+        return {"olivia": _user("olivia", disabled=False), "dave": _user("dave", disabled=True)}
+
+    hub = SimpleNamespace(auth=SimpleNamespace(get_users=get_users))
+    await server_app._check_revocations(hub, registry)  # type: ignore[arg-type]
+    assert asked == [["dave", "olivia"]]
+    assert mallory.revoked == [] and olivia.revoked == []
+    assert dave.revoked == ["your account was disabled"]
+
+
+def _user(username: str, *, disabled: bool) -> Any:
+    from sync.server.accounts import Role, User
+
+    return User(
+        id=1, username=username, role=Role.REP, customer_id=None, disabled=disabled,
+        token_version=1,
+    )
