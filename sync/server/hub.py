@@ -193,6 +193,12 @@ class _InFlight:
         seq = None
         if committed is not None:
             seq = self.seq if committed.seq is None else committed.seq
+            if not hub.numbers_at_commit:
+                # SQLite numbers at submit and commits in that order: everything numbered
+                # up to here is durable, so a room it leaves idle may be evicted at once.
+                # (Postgres moves room.seq only at commit, so a room with a commit in
+                # flight would look durable: there the sweeper's barrier decides.)
+                hub.rooms.durable_seq = max(hub.rooms.durable_seq, seq)
         else:
             error = error or DatabaseError("the change was not stored")
         self.on_stored(seq, error)

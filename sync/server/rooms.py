@@ -384,10 +384,11 @@ class RoomRegistry:
 
     A room is *evictable* when nobody is on it (:attr:`Room.busy` is false) and everything
     it logged is durable (``seq`` at most :attr:`durable_seq`, which the server's sweeper
-    advances after a write barrier). :meth:`evict_idle` drops evictable rooms unused for a
-    while; past ``max_rooms`` loaded rooms, the least recently used evictable ones go first
-    (also at once when a load goes over the cap). A room with subscribers is never evicted,
-    so the cap is soft: it yields to rooms in use.
+    advances after a write barrier, and on SQLite each commit too: there numbers are given
+    at submit and commits come in their order). :meth:`evict_idle` drops evictable rooms
+    unused for a while; past ``max_rooms`` loaded rooms, the least recently used evictable
+    ones go first (also at once when a load goes over the cap). A room with subscribers is
+    never evicted, so the cap is soft: it yields to rooms in use.
 
     An evicted room that something still refers to (a request between its ``get()`` and
     its edit, a commit in flight) is handed out again by ``get()`` instead of a fresh load,

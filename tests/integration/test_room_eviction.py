@@ -209,7 +209,7 @@ async def test_the_cap_evicts_idle_documents_and_they_come_back_right(
         for i, cid in enumerate(ids):
             city = {"address": {"city": f"C{i}"}}
             assert (await http.patch(f"/customers/{cid}", json=city)).is_success
-        # Changed documents wait for the sweeper's write barrier, then go down to the cap.
+        # Each load over the cap evicts the least recently used committed room at once.
         await eventually(lambda: (loaded_after(server, mark) or 99) <= 4)
         mark = len(server.output)
         for i, cid in enumerate(ids):  # each load evicts the least recently used at once
