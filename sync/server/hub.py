@@ -222,7 +222,8 @@ class SyncHub:
         #: The link to the other nodes (cluster.py), where several serve one database.
         self.cluster: ClusterLink | None = None
         self.rooms = RoomRegistry(
-            self._load, max_rooms=config.max_loaded_rooms, on_gone=self._forget
+            self._load, max_rooms=config.max_loaded_rooms, on_gone=self._forget,
+            on_back=self._back,
         )
         self.sessions: dict[str, Session] = {}
         # Per-document state, kept while the document's room object lives (see _forget).
@@ -245,6 +246,12 @@ class SyncHub:
         if self.cluster is not None:
             self.cluster.loaded(doc_id, seq)
         return parts, seq, seq > 0
+
+    def _back(self, doc_id: str) -> None:
+        """An evicted room still referred to is in use again: other nodes' changes logged
+        while it was evicted were integrated nowhere, so it reads them from the log."""
+        if self.cluster is not None:
+            self.cluster.catch_up(doc_id)
 
     def _forget(self, doc_id: str) -> None:
         """The document's room was evicted and freed: drop its per-document state."""

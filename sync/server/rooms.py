@@ -394,12 +394,15 @@ class RoomRegistry:
     its edit, a commit in flight) is handed out again by ``get()`` instead of a fresh load,
     so there is never more than one live copy of a document: an edit made through the old
     reference is in the room everyone uses, and in the log. ``on_gone(doc_id)`` is called
-    when a room is freed for good (the hub forgets its per-document state then).
+    when a room is freed for good (the hub forgets its per-document state then), and
+    ``on_back(doc_id)`` when an evicted room is handed out again (on several nodes the hub
+    has it catch up with the log: nothing is integrated into an evicted room).
     """
 
     def __init__(
         self, loader: Callable[[str], Awaitable[tuple[list[bytes], int, bool]]], *,
         max_rooms: int | None = None, on_gone: Callable[[str], None] | None = None,
+        on_back: Callable[[str], None] | None = None,
     ) -> None:
         self._loader = loader
         #: Least recently used first.
@@ -409,6 +412,7 @@ class RoomRegistry:
         self.max_rooms = max_rooms
         self.durable_seq = 0
         self._on_gone = on_gone
+        self._on_back = on_back
 
     def get_loaded(self, doc_id: str) -> Room | None:
         """The room if it is in memory."""
@@ -431,6 +435,8 @@ class RoomRegistry:
         room = self._evicted.pop(doc_id, None)
         if room is not None:  # evicted, but still referred to: the same copy again
             self._register(room)
+            if self._on_back is not None:
+                self._on_back(doc_id)  # what it missed while evicted (other nodes' changes)
             return room
         pending = self._loading.get(doc_id)
         if pending is not None:

@@ -285,3 +285,16 @@ def test_released_rooms_do_not_pile_up_in_memory() -> None:
     gc.collect()
     assert kept() is not None
     assert released() is None
+
+
+async def test_a_room_handed_out_again_after_eviction_is_announced() -> None:
+    """on_back fires when an evicted room comes back (the hub has it catch up with other
+    nodes' changes, integrated nowhere while it was evicted); not on a plain load."""
+    log: dict[str, list[bytes]] = {}
+    back: list[str] = []
+    registry = RoomRegistry(stored_loader(log), on_back=back.append)
+    held = await registry.get("customer:k")
+    assert back == []
+    assert registry.evict_idle(held.last_used + 10, idle_after=1.0) == 1
+    assert await registry.get("customer:k") is held
+    assert back == ["customer:k"]
