@@ -15,6 +15,7 @@ from sync.server.storage.postgres import directory, records
 from sync.server.storage.postgres.log import updates_since
 from sync.server.storage.postgres.writer import PostgresWriter
 from sync.server.store import Commit, DirectoryRow, LogEntry
+from tests.faults.proxy import FaultProxy
 
 from .pg import PostgresCluster
 
@@ -85,6 +86,36 @@ async def test_a_failed_transaction_acks_nothing_and_the_next_one_works(
         assert [s for s, _, _ in await updates_since(conn, 0, 10)] == [1, 2]
 
 
+async def test_a_transaction_postgres_never_answers_fails_in_time(
+    migrated_dsn: str, pg_cluster: PostgresCluster,
+) -> None:
+    """A link that goes silent without an error (no FIN, no RST: a partition) used to
+    hold the writer until TCP gave up, minutes later. Now the batch fails after
+    stall_timeout, its connection is closed, and once the link is back changes are stored."""
+    proxy = FaultProxy(pg_cluster.port)
+    await proxy.start()
+    dsn = migrated_dsn.replace(f":{pg_cluster.port}/", f":{proxy.port}/")
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, timeout=5)
+    writer = PostgresWriter(pool, stall_timeout=1.0)
+    writer.start()
+    try:
+        assert (await asyncio.wait_for(writer.submit(_commit("customer:a", 1)), 15)).seq == 1
+        proxy.blackhole(True)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(DatabaseError, match="did not answer within 1 seconds"):
+            await asyncio.wait_for(writer.submit(_commit("customer:a", 2)), 15)
+        assert asyncio.get_running_loop().time() - started < 10
+        assert writer.failed is not None and writer.stopped is None
+        proxy.heal()
+        stored = await asyncio.wait_for(writer.submit(_commit("customer:a", 3)), 15)
+        assert stored.seq is not None and writer.failed is None
+    finally:
+        proxy.heal()
+        await asyncio.wait_for(writer.close(), 15)
+        pool.terminate()
+        await proxy.stop()
+
+
 async def test_the_writer_survives_its_connection_cut_at_any_moment(
     pool: Any, pg_cluster: PostgresCluster, pg_dsn: str
 ) -> None:
@@ -107,8 +138,10 @@ async def test_the_writer_survives_its_connection_cut_at_any_moment(
             await asyncio.sleep(0.05 * cut)
             await asyncio.to_thread(pg_cluster.terminate_backends, dbname)
             await streaming
-            _done, pending = await asyncio.wait(futures, timeout=15)
+            done, pending = await asyncio.wait(futures, timeout=15)
             assert not pending, f"{len(pending)} changes never settled: {writer.stopped}"
+            for future in done:
+                future.exception()  # a failure is expected here (mark it retrieved)
             assert writer.stopped is None
             futures.clear()
         assert (await asyncio.wait_for(writer.barrier(), 15)).seq is None

@@ -18,7 +18,11 @@ are replaced by the ones the transaction takes.
 If the transaction fails (Postgres gone, connection cut), every change in it fails with
 :class:`~sync.server.errors.DatabaseError` (nothing of it was stored: the writers are not
 acked and keep the changes in their outboxes), and the next batch tries on a fresh
-connection from the pool.
+connection from the pool. A transaction Postgres does not answer within ``stall_timeout``
+seconds (a link that went silent without an error: TCP would wait many minutes before
+giving up) counts as failed too: its connection is closed, which ends the wait at once.
+Like a connection cut during COMMIT, such a change may still have been stored; a client
+sends it again, and integrating it twice changes nothing.
 """
 
 from __future__ import annotations
@@ -48,6 +52,11 @@ logger = logging.getLogger(__name__)
 _DATABASE_ERRORS = DATABASE_ERRORS
 
 
+#: Seconds a batch may wait for Postgres (a connection from the pool, then its transaction)
+#: before it counts as failed. A batch takes milliseconds; this only bounds a silent link.
+STALL_TIMEOUT = 30.0
+
+
 def _unusable(conn: Any) -> bool:
     """Whether a kept pool connection is closed, or was taken back by the pool."""
     try:
@@ -66,10 +75,12 @@ class PostgresWriter:
     """One per node. Call order: :meth:`start`, then :meth:`submit` from the event loop,
     then :meth:`close` (which commits what is queued)."""
 
-    def __init__(self, pool: Any, *, node_id: str = "", max_batch: int = 2000) -> None:
+    def __init__(self, pool: Any, *, node_id: str = "", max_batch: int = 2000,
+                 stall_timeout: float = STALL_TIMEOUT) -> None:
         self.pool = pool
         self.node_id = node_id
         self.max_batch = max_batch
+        self.stall_timeout = stall_timeout
         self.commits = 0
         #: Why the last transaction failed, until one succeeds again (readiness).
         self.failed: str | None = None
@@ -155,14 +166,25 @@ class PostgresWriter:
             # Postgres restarted since the last batch: the pool took the connection back.
             logger.info("the writer's connection was closed; taking a fresh one")
             await self._discard()
+        stalled: list[bool] = []
         try:
             if self._conn is None:
-                self._conn = await self.pool.acquire()
-            async with self._conn.transaction():
-                results = await self._write(self._conn, batch)
+                self._conn = await self.pool.acquire(timeout=self.stall_timeout)
+            conn = self._conn
+            watchdog = asyncio.get_running_loop().call_later(
+                self.stall_timeout, self._stalled, conn, stalled)
+            try:
+                async with conn.transaction():
+                    results = await self._write(conn, batch)
+            finally:
+                watchdog.cancel()
         except _DATABASE_ERRORS as exc:
-            logger.error("writing %d changes to Postgres failed: %s", len(batch), exc)
-            await self._fail(batch, exc)
+            error: Exception = exc
+            if stalled:
+                error = TimeoutError(
+                    f"Postgres did not answer within {self.stall_timeout:g} seconds")
+            logger.error("writing %d changes to Postgres failed: %s", len(batch), error)
+            await self._fail(batch, error)
             return
         except Exception as exc:
             # Not a database error we know of: still only this batch fails (its writers keep
@@ -179,6 +201,14 @@ class PostgresWriter:
         for job, result in zip(batch, results, strict=True):
             if not job.future.done():
                 job.future.set_result(result)
+
+    def _stalled(self, conn: Any, stalled: list[bool]) -> None:
+        """The transaction got no answer in time: close its connection, so that every wait
+        on it ends now with an error (the batch fails like any cut connection)."""
+        stalled.append(True)
+        logger.warning("Postgres has not answered the writer for %g seconds; closing its "
+                       "connection", self.stall_timeout)
+        conn.terminate()
 
     async def _fail(self, batch: list[_Job], exc: Exception) -> None:
         """The batch's transaction failed: none of it was stored. Its connection may be
