@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sync.protocol.messages import DirectoryEntry, DirectoryRows
 
+from .collection_hold import hold_collection
 from .replica import Replica
 
 __all__ = ["CURSOR_SETTING", "LOAD_CURSOR_SETTING", "DirectoryWriter", "feed_cursor"]
@@ -95,7 +96,8 @@ class DirectoryWriter:
         if more:
             store.set_setting(LOAD_CURSOR_SETTING, str(cursor))
             return 0
-        count = store.finish_directory_load()
+        with hold_collection():  # its columns are large: no UI-thread pass over them
+            count = store.finish_directory_load()
         store.set_setting(LOAD_CURSOR_SETTING, None)
         store.set_setting(CURSOR_SETTING, str(cursor))
         return count

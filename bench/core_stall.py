@@ -34,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from app.collection_hold import collection_held  # noqa: E402
 from app.core import ClientCore  # noqa: E402
 from bench.shared import PASSWORD, prepare_server_db, running_server  # noqa: E402
 from tests.memory_keyring import memory_keyring  # noqa: E402
@@ -73,11 +74,13 @@ class StallProbe:
 
 async def _gui_collector() -> None:
     """What ui.gc_guard does in the app: automatic GC off; young generation every 0.5 s,
-    a full pass every 30 s, on the loop's own thread."""
+    a full pass every 30 s, on the loop's own thread, none while a worker holds them."""
     gc.disable()
     ticks = 0
     while True:
         await asyncio.sleep(0.5)
+        if collection_held():
+            continue
         ticks += 1
         gc.collect(2 if ticks % 60 == 0 else 0)
 

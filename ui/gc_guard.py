@@ -6,6 +6,7 @@ executor's worker threads (directory sync, ``asyncio.to_thread``) that can be a 
 which then frees widgets whose timers still fire: a crash. So the automatic collector is
 off while the app runs, and a timer on the GUI thread collects instead (generation 0 often,
 a full pass now and then). Reference counting still frees everything not in a cycle at once.
+A pass is skipped while a worker builds something large (``app.collection_hold``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import gc
 
 from PySide6.QtCore import QObject, QTimer
+
+from app.collection_hold import collection_held
 
 __all__ = ["GuiThreadCollector"]
 
@@ -35,6 +38,8 @@ class GuiThreadCollector(QObject):
         self._timer.start()
 
     def _tick(self) -> None:
+        if collection_held():
+            return
         self._ticks += 1
         gc.collect(2 if self._ticks % FULL_EVERY == 0 else 0)
 

@@ -31,7 +31,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,28 +211,26 @@ class DirectoryStore:
         triggers come back in the same transaction). A customer whose row appeared
         meanwhile (a local edit) is stored the row-by-row way first, and the new keys
         go after the keys already used in each name group.
+
+        The rows are kept as columns (a list per column, as the pages came) and each row's
+        tuple is made only as SQLite takes it: a tuple per row kept for the whole move would
+        be ~300,000 objects for the cycle collector, and the app collects the young
+        generation on the UI thread (ui/gc_guard.py): one pass over them froze the window
+        for 60 ms or more.
         """
         r = self._replica
         started, cpu = time.perf_counter(), time.thread_time()
         with r.transaction():
             conn = r._conn()
-            latest: dict[str, tuple[Any, ...]] = {}  # customer → its newest row
+            staged = _StagedColumns(len(self.fields))
             for (blob,) in conn.execute("SELECT rows FROM directory_load ORDER BY page"):
-                page = msgpack.unpackb(blob)
-                columns = page["columns"]
-                nulls = [None] * len(page["ids"])
-                values = [columns.get(f, nulls) for f in self.fields]
-                for cid, seq, *row in zip(page["ids"], page["cursors"], *values,
-                                          page["updated_at"], page["deleted"], strict=True):
-                    old = latest.get(cid)
-                    if old is None or seq > old[-1]:
-                        latest[cid] = (cid, *row, seq)
+                staged.add(msgpack.unpackb(blob), self.fields)
             # Rows already there (local edits made during the load) go row by row.
             taken = dict(conn.execute("SELECT customer_id, sort_key FROM directory"))
-            changed = self.apply(self._entry(row) for cid, row in latest.items()
+            changed = self.apply(self._entry(staged.row(i)) for cid, i in staged.latest.items()
                                  if cid in taken) if taken else 0
-            fresh = [row for cid, row in latest.items() if cid not in taken]
-            changed += self._bulk_insert(conn, fresh, taken.values())
+            fresh = [i for cid, i in staged.latest.items() if cid not in taken]
+            changed += self._bulk_insert(conn, staged, fresh, taken.values())
             conn.execute("DELETE FROM directory_load")
         log.info("directory: first sync stored %d rows in %.2f s (%.2f s of this thread's "
                  "CPU)", changed, time.perf_counter() - started, time.thread_time() - cpu)
@@ -244,56 +242,65 @@ class DirectoryStore:
         return DirectoryEntry(row[0], dict(zip(self.fields, row[1:n + 1], strict=True)),
                               row[n + 1], row[n + 2], row[n + 3])
 
-    def _bulk_insert(self, conn: sqlite3.Connection, staged: list[tuple[Any, ...]],
-                     taken: Iterable[int]) -> int:
-        """Insert ``staged`` rows ``(customer_id, *fields, updated_at, deleted, cursor)``
-        of customers not in the directory (whose sort keys are ``taken``) and build its
-        indexes once."""
+    def _bulk_insert(self, conn: sqlite3.Connection, staged: _StagedColumns,
+                     fresh: list[int], taken: Iterable[int]) -> int:
+        """Insert the staged rows ``fresh`` (their indexes in ``staged``) of customers not
+        in the directory (whose sort keys are ``taken``) and build its indexes once."""
         first: dict[int, int] = {}  # group → its first free slot
         for key in taken:
             group = key >> SLOT_BITS << SLOT_BITS
             first[group] = max(first.get(group, 0), key - group + 1)
-        # Rows by name group, each group's in slot order: sorting only the groups (ints)
-        # keeps each C call short, so the UI thread gets the GIL back quickly.
-        groups: dict[int, list[tuple[Any, ...]]] = {}
+        names = staged.columns[self.fields.index("name")] if "name" in self.fields else None
+        deleted = staged.deleted
+        groups = [sort_key_group(None if names is None else names[i], deleted[i])
+                  for i in fresh]
+        # In group order, each group's rows in the order they came (a stable sort of ints).
+        order = sorted(range(len(fresh)), key=groups.__getitem__)
         limit = 1 << SLOT_BITS
-        deleted_at = len(self.fields) + 1 + 1
-        name_at = self.fields.index("name") + 1 if "name" in self.fields else None
-        for row in staged:
-            name = None if name_at is None else row[name_at]
-            group = sort_key_group(name, row[deleted_at])
-            members = groups.setdefault(group, [])
-            slot = first.get(group, 0) + len(members)
+        keys = [0] * len(fresh)
+        used: dict[int, int] = {}
+        for j in order:
+            group = groups[j]
+            slot = first.get(group, 0) + used.get(group, 0)
             if slot == limit:
+                name = None if names is None else names[fresh[j]]
                 raise SchemaError(f"more than {limit} customers have names starting like "
                                   f"{name!r}")
-            members.append((group | slot, *row[:deleted_at], int(row[deleted_at]), row[-1]))
-        rows = [row for group in sorted(groups) for row in groups[group]]
+            used[group] = used.get(group, 0) + 1
+            keys[j] = group | slot
         # A page cache that holds the new tables while their indexes are built.
         cache = conn.execute("PRAGMA cache_size").fetchone()[0]
         conn.execute("PRAGMA cache_size = -65536")
         try:
-            self._insert_sorted(conn, rows, clear=not first)
+            self._insert_sorted(conn, staged, [keys[j] for j in order],
+                                [fresh[j] for j in order], clear=not first)
         finally:
             conn.execute(f"PRAGMA cache_size = {int(cache)}")
-        return len(rows)
+        return len(order)
 
-    def _insert_sorted(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]], *,
-                       clear: bool) -> None:
-        """Insert ``rows`` (sort_key order) with the index triggers dropped, then build
-        the text index and the digits of ``rows`` once (``clear``: the directory was empty,
-        so the digits index is emptied first)."""
+    def _insert_sorted(self, conn: sqlite3.Connection, staged: _StagedColumns,
+                       keys: list[int], at: list[int], *, clear: bool) -> None:
+        """Insert the rows ``at`` (indexes in ``staged``) under sort keys ``keys`` (in
+        ascending order) with the index triggers dropped, then build the text index and
+        their digits once (``clear``: the directory was empty, so the digits index is
+        emptied first)."""
         triggers = conn.execute(
             "SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' "
             "AND tbl_name = 'directory'").fetchall()
         for name, _sql in triggers:  # the derived layout's own triggers (sqlite_schema)
             conn.execute(f'DROP TRIGGER "{name}"')
+        # Each column in insertion order; zip() makes each row's tuple as SQLite takes it.
+        columns = [[column[i] for i in at] for column in staged.columns]
+        table = (keys, [staged.ids[i] for i in at], *columns,
+                 [staged.updated_at[i] for i in at], [int(staged.deleted[i]) for i in at],
+                 [staged.cursors[i] for i in at])
         cols = ", ".join(self.fields)
         marks = ", ".join("?" for _ in range(len(self.fields) + 5))
         # Column names come from the field table (checked identifiers), never from input.
         conn.executemany(
             f"INSERT INTO directory (sort_key, customer_id, {cols}, updated_at, deleted, "  # noqa: S608
-            f"cursor) VALUES ({marks})", rows)
+            f"cursor) VALUES ({marks})", zip(*table, strict=True))
+        del table
         # One large in-memory index before each segment write: fewer segments to merge
         # (~25 % less CPU), then FTS5's default (1 MiB) again for later writes.
         conn.execute("INSERT INTO directory_fts(directory_fts, rank) VALUES ('hashsize', ?)",
@@ -302,13 +309,17 @@ class DirectoryStore:
         conn.execute("INSERT INTO directory_fts(directory_fts, rank) VALUES ('hashsize', ?)",
                      (_FTS5_HASH_SIZE,))
         if self._digits:
-            at = [self.fields.index(d) + 2 for d in self._digits]  # searchable: a column
+            digits = [map(digit_string, columns[self.fields.index(d)]) for d in self._digits]
             if clear:
                 conn.execute("DELETE FROM directory_digits")
+            conn.execute("INSERT INTO directory_digits(directory_digits, rank) "
+                         "VALUES ('hashsize', ?)", (_BULK_HASH_SIZE,))
             conn.executemany(
                 f"INSERT INTO directory_digits(rowid, {', '.join(self._digits)}) "  # noqa: S608
                 f"VALUES (?, {', '.join('?' for _ in self._digits)})",
-                [(row[0], *(digit_string(row[i]) for i in at)) for row in rows])
+                zip(keys, *digits, strict=True))
+            conn.execute("INSERT INTO directory_digits(directory_digits, rank) "
+                         "VALUES ('hashsize', ?)", (_FTS5_HASH_SIZE,))
         for _name, sql in triggers:
             conn.execute(sql)
 
@@ -419,6 +430,45 @@ class DirectoryStore:
 
 
 # --- the directory's sort_key -------------------------------------------------------
+
+
+class _StagedColumns:
+    """The staged pages of a first sync, concatenated column by column (lists of plain
+    values: nothing for the cycle collector to visit), and each customer's newest row."""
+
+    __slots__ = ("columns", "cursors", "deleted", "ids", "latest", "updated_at")
+
+    def __init__(self, fields: int) -> None:
+        self.ids: list[str] = []
+        self.columns: list[list[Any]] = [[] for _ in range(fields)]
+        self.updated_at: list[float] = []
+        self.deleted: list[bool] = []
+        self.cursors: list[int] = []
+        #: Customer → the index of its newest row (first-seen order).
+        self.latest: dict[str, int] = {}
+
+    def add(self, page: dict[str, Any], fields: Sequence[str]) -> None:
+        """Append a staged page (``DirectoryStore.stage``'s format)."""
+        ids, cursors = page["ids"], page["cursors"]
+        start = len(self.ids)
+        nulls = [None] * len(ids)
+        for column, name in zip(self.columns, fields, strict=True):
+            column.extend(page["columns"].get(name, nulls))
+        self.ids.extend(ids)
+        self.updated_at.extend(page["updated_at"])
+        self.deleted.extend(page["deleted"])
+        self.cursors.extend(cursors)
+        latest, all_cursors = self.latest, self.cursors
+        for i, cid in enumerate(ids, start):
+            old = latest.get(cid)
+            if old is None or all_cursors[i] > all_cursors[old]:
+                latest[cid] = i
+
+    def row(self, i: int) -> tuple[Any, ...]:
+        """Row ``i`` as ``(customer_id, *fields, updated_at, deleted, cursor)``."""
+        return (self.ids[i], *(column[i] for column in self.columns), self.updated_at[i],
+                self.deleted[i], self.cursors[i])
+
 
 
 def sort_key_group(name: str | None, deleted: bool) -> int:
