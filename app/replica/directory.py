@@ -40,7 +40,7 @@ import msgpack
 from sync.protocol import schema as fields_table
 from sync.protocol.messages import DirectoryEntry, DirectoryRows
 
-from ._file import ReplicaFile
+from ._file import ReplicaError, ReplicaFile
 from .schema import MIN_DIGITS, SchemaError, digit_string, digits_fields
 
 __all__ = [
@@ -433,8 +433,8 @@ class DirectoryStore:
 
 
 class _StagedColumns:
-    """The staged pages of a first sync, concatenated column by column (lists of plain
-    values: nothing for the cycle collector to visit), and each customer's newest row."""
+    """The staged pages of a first sync, concatenated column by column (a few long lists
+    instead of a tuple per row), and each customer's newest row."""
 
     __slots__ = ("columns", "cursors", "deleted", "ids", "latest", "updated_at")
 
@@ -450,10 +450,14 @@ class _StagedColumns:
     def add(self, page: dict[str, Any], fields: Sequence[str]) -> None:
         """Append a staged page (``DirectoryStore.stage``'s format)."""
         ids, cursors = page["ids"], page["cursors"]
-        start = len(self.ids)
-        nulls = [None] * len(ids)
-        for column, name in zip(self.columns, fields, strict=True):
-            column.extend(page["columns"].get(name, nulls))
+        start, n = len(self.ids), len(ids)
+        nulls = [None] * n
+        values = [page["columns"].get(name, nulls) for name in fields]
+        if any(len(v) != n for v in (*values, page["updated_at"], page["deleted"], cursors)):
+            raise ReplicaError("the local replica is damaged: a staged page of the first "
+                               "directory sync has columns of different lengths")
+        for column, value in zip(self.columns, values, strict=True):
+            column.extend(value)
         self.ids.extend(ids)
         self.updated_at.extend(page["updated_at"])
         self.deleted.extend(page["deleted"])
@@ -468,7 +472,6 @@ class _StagedColumns:
         """Row ``i`` as ``(customer_id, *fields, updated_at, deleted, cursor)``."""
         return (self.ids[i], *(column[i] for column in self.columns), self.updated_at[i],
                 self.deleted[i], self.cursors[i])
-
 
 
 def sort_key_group(name: str | None, deleted: bool) -> int:

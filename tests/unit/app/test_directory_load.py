@@ -8,8 +8,11 @@ import sqlite3
 import uuid
 from pathlib import Path
 
+import msgpack
+import pytest
+
 from app.directory_writer import CURSOR_SETTING, DirectoryWriter, feed_cursor
-from app.replica import Replica
+from app.replica import Replica, ReplicaError
 from sync.protocol.messages import DirectoryEntry, DirectoryRows
 
 NAMES = ["Ada Lovelace", "ada byron", "Grace Hopper", "Alan Turing", "Ève Curie", None,
@@ -133,3 +136,23 @@ def test_an_old_digits_index_is_rebuilt_as_trigrams_on_open(tmp_path: Path) -> N
         assert "trigram" in made
         assert [r.name for r in replica.search("492-3220")] == ["Grace Hopper"]
         assert [r.name for r in replica.search("9232")] == ["Grace Hopper"]
+
+
+def test_a_damaged_staged_page_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    """A staged page whose columns differ in length (a damaged file) stops the move with a
+    ReplicaError naming it; nothing is moved in and the staged pages stay."""
+    rows = entries()
+    writer = DirectoryWriter(tmp_path / "r.db")
+    store(writer, rows[:5], 5, more=True)
+    writer.close()
+    with sqlite3.connect(tmp_path / "r.db") as conn:
+        (blob,) = conn.execute("SELECT rows FROM directory_load").fetchone()
+        page = msgpack.unpackb(blob)
+        page["cursors"] = page["cursors"][:-1]
+        conn.execute("UPDATE directory_load SET rows = ?", (msgpack.packb(page),))
+    writer = DirectoryWriter(tmp_path / "r.db")
+    with pytest.raises(ReplicaError, match=r"staged page .* different lengths"):
+        store(writer, rows[5:], 10, more=False)
+    writer.close()
+    with Replica.open(tmp_path / "r.db") as replica:
+        assert replica.count("", include_deleted=True) == 0 and feed_cursor(replica) == 5
