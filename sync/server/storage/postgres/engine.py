@@ -25,6 +25,7 @@ from . import directory, log, records, sessions
 from .errors import DATABASE_ERRORS
 from .log import LogFeed
 from .schema import migrate
+from .stall import STALL_TIMEOUT, acquired
 from .writer import PostgresWriter
 
 __all__ = ["PostgresEngine"]
@@ -69,9 +70,11 @@ class PostgresEngine(Engine):
         clears a writer that stopped (:attr:`PostgresWriter.stopped`): a node that can no
         longer ack must not look ready."""
         try:
-            async with asyncio.timeout(PROBE_TIMEOUT):
-                async with self.pool.acquire() as conn:
-                    await conn.fetchval("SELECT 1")
+            # A connection that does not answer SELECT 1 in time is closed (stall.py): a
+            # timeout alone would leave the pool's release of it waiting on the silent link,
+            # the probe with it, and the node would never be marked down.
+            async with acquired(self.pool, "the readiness probe", PROBE_TIMEOUT) as conn:
+                await conn.fetchval("SELECT 1")
         except _PROBE_ERRORS as exc:
             reason = f"Postgres cannot be reached: {exc or type(exc).__name__}"
             if self._down is None:
@@ -93,10 +96,11 @@ class PostgresEngine(Engine):
     async def _conn(self) -> AsyncIterator[Any]:
         """A pooled connection for one read; the database's errors become DatabaseError."""
         try:
-            async with self.pool.acquire() as conn:
+            async with acquired(self.pool, "a read", STALL_TIMEOUT) as conn:
                 yield conn
         except _CONNECT_ERRORS as exc:
-            raise DatabaseError(f"could not read the Postgres database: {exc}") from exc
+            raise DatabaseError(
+                f"could not read the Postgres database: {exc or type(exc).__name__}") from exc
 
     def observe_commits(self, observer: Callable[[int, float], None]) -> None:
         self._observer = observer

@@ -26,6 +26,7 @@ from sync.protocol.messages import Notification
 
 from ...bus import NotificationsCommitted, UpdatesCommitted, encode_event
 from .bus import CHANNEL
+from .stall import STALL_TIMEOUT, acquired
 
 __all__ = [
     "LogFeed", "LogRow", "append_updates", "last_seq", "notification_signals", "send_signals",
@@ -123,10 +124,10 @@ class LogFeed:
 
     async def last_seq(self) -> int:
         """The highest committed sequence number now."""
-        async with self.pool.acquire() as conn:
+        async with acquired(self.pool, "the bus's read", STALL_TIMEOUT) as conn:
             return await last_seq(conn)
 
     async def changed_since(self, seq: int, limit: int) -> Sequence[tuple[str, int]]:
         """``(doc_id, seq)`` of committed rows after ``seq``, oldest first."""
-        async with self.pool.acquire() as conn:
+        async with acquired(self.pool, "the bus's read", STALL_TIMEOUT) as conn:
             return [(doc_id, n) for n, doc_id, _session in await updates_since(conn, seq, limit)]

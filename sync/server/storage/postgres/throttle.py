@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...throttle import LOCK_AFTER_FAILURES, lock_seconds, refusal
+from .stall import STALL_TIMEOUT, acquired
 
 __all__ = ["PostgresLoginThrottle"]
 
@@ -29,7 +30,7 @@ class PostgresLoginThrottle:
 
     async def check(self, username: str, now: float) -> None:
         """Raise TooManyAttempts while the username is locked (on any node)."""
-        async with self.pool.acquire() as conn:
+        async with acquired(self.pool, "a login check", STALL_TIMEOUT) as conn:
             until = await conn.fetchval(
                 "SELECT locked_until FROM login_failures WHERE username = $1", username
             )
@@ -38,7 +39,7 @@ class PostgresLoginThrottle:
 
     async def failure(self, username: str, now: float) -> int:
         """Count a failure; returns the consecutive failures so far."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with acquired(self.pool, "a login check", STALL_TIMEOUT) as conn, conn.transaction():
             failures = int(await conn.fetchval(
                 "INSERT INTO login_failures AS f VALUES ($1, 1, 0, $2) "
                 "ON CONFLICT (username) DO UPDATE SET failures = f.failures + 1, "
@@ -54,12 +55,12 @@ class PostgresLoginThrottle:
 
     async def success(self, username: str) -> None:
         """A successful login clears the username's failures."""
-        async with self.pool.acquire() as conn:
+        async with acquired(self.pool, "a login check", STALL_TIMEOUT) as conn:
             await conn.execute("DELETE FROM login_failures WHERE username = $1", username)
 
     async def forget_old(self, now: float) -> int:
         """Drop unlocked entries whose last failure is older than FORGET_AFTER."""
-        async with self.pool.acquire() as conn:
+        async with acquired(self.pool, "a login check", STALL_TIMEOUT) as conn:
             status = await conn.execute(
                 "DELETE FROM login_failures WHERE locked_until <= $1 AND last_failure < $2",
                 now, now - FORGET_AFTER,

@@ -43,6 +43,7 @@ from ..base import Committed
 from ..records import Commit
 from . import directory, log, records
 from .errors import DATABASE_ERRORS
+from .stall import STALL_TIMEOUT, closed_if_silent
 
 __all__ = ["Committed", "PostgresWriter"]
 
@@ -50,11 +51,6 @@ logger = logging.getLogger(__name__)
 
 #: What tells "the database is unreachable or refused the transaction" (not a bug of ours).
 _DATABASE_ERRORS = DATABASE_ERRORS
-
-
-#: Seconds a batch may wait for Postgres (a connection from the pool, then its transaction)
-#: before it counts as failed. A batch takes milliseconds; this only bounds a silent link.
-STALL_TIMEOUT = 30.0
 
 
 def _unusable(conn: Any) -> bool:
@@ -171,13 +167,9 @@ class PostgresWriter:
             if self._conn is None:
                 self._conn = await self.pool.acquire(timeout=self.stall_timeout)
             conn = self._conn
-            watchdog = asyncio.get_running_loop().call_later(
-                self.stall_timeout, self._stalled, conn, stalled)
-            try:
+            with closed_if_silent(conn, self.stall_timeout, "the writer") as stalled:
                 async with conn.transaction():
                     results = await self._write(conn, batch)
-            finally:
-                watchdog.cancel()
         except _DATABASE_ERRORS as exc:
             error: Exception = exc
             if stalled:
@@ -201,14 +193,6 @@ class PostgresWriter:
         for job, result in zip(batch, results, strict=True):
             if not job.future.done():
                 job.future.set_result(result)
-
-    def _stalled(self, conn: Any, stalled: list[bool]) -> None:
-        """The transaction got no answer in time: close its connection, so that every wait
-        on it ends now with an error (the batch fails like any cut connection)."""
-        stalled.append(True)
-        logger.warning("Postgres has not answered the writer for %g seconds; closing its "
-                       "connection", self.stall_timeout)
-        conn.terminate()
 
     async def _fail(self, batch: list[_Job], exc: Exception) -> None:
         """The batch's transaction failed: none of it was stored. Its connection may be
