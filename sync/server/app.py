@@ -257,12 +257,16 @@ async def _sweep(hub: SyncHub, connections: set[WebSocketPeer], admission: Admis
     """The sweeper's loop: one :func:`_sweep_once` every SWEEP_INTERVAL. A sweep that fails
     is logged with its traceback and the next one runs: deadlines and eviction never stop."""
     state = _SweepState()
-    while True:
-        await asyncio.sleep(SWEEP_INTERVAL)
-        try:
-            await _sweep_once(hub, connections, admission, state)
-        except Exception:  # logged; a later sweep retries what this one missed
-            log.exception("a sweep failed; the next one runs in %g s", SWEEP_INTERVAL)
+    try:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            try:
+                await _sweep_once(hub, connections, admission, state)
+            except Exception:  # logged; a later sweep retries what this one missed
+                log.exception("a sweep failed; the next one runs in %g s", SWEEP_INTERVAL)
+    finally:
+        if state.revoking is not None:
+            state.revoking.cancel()
 
 
 @dataclass(slots=True)
@@ -271,6 +275,9 @@ class _SweepState:
     last_purge: float = 0.0
     last_refusals: float = 0.0
     refused: int = 0
+    #: The revocation check under way: its own task, so that a read of the accounts that
+    #: waits on the database never holds the deadlines back; at most one at a time.
+    revoking: asyncio.Task[None] | None = None
 
 
 async def _sweep_once(hub: SyncHub, connections: set[WebSocketPeer], admission: Admission,
@@ -288,12 +295,11 @@ async def _sweep_once(hub: SyncHub, connections: set[WebSocketPeer], admission: 
         log.warning("server busy: refused %d connections since the last report (%d open)",
                     admission.refused - state.refused, len(connections))
         state.refused, state.last_refusals = admission.refused, now
-    if now - state.last_revocation >= REVOCATION_INTERVAL and admission.database_down is None:
+    if (now - state.last_revocation >= REVOCATION_INTERVAL and admission.database_down is None
+            and (state.revoking is None or state.revoking.done())):
         state.last_revocation = now
-        try:
-            await _check_revocations(hub, admission.registry)
-        except DatabaseError as exc:  # checked again at the next interval
-            log.warning("revocation check skipped: %s", exc)
+        state.revoking = asyncio.create_task(_revocation_pass(hub, admission.registry),
+                                             name="liveedit-revocations")
     if now - state.last_purge >= PURGE_INTERVAL and admission.database_down is None:
         state.last_purge = now
         try:
@@ -324,6 +330,18 @@ async def _evict_rooms(hub: SyncHub, now: float) -> None:
     evicted = rooms.evict_idle(time.monotonic(), idle_after)
     if evicted:
         log.debug("evicted %d idle documents; %d loaded", evicted, len(rooms))
+
+
+async def _revocation_pass(hub: SyncHub, registry: PeerRegistry) -> None:
+    """One revocation check; a database error is logged and the next interval tries again
+    (anything else is logged with its traceback: the checks must go on)."""
+    try:
+        await _check_revocations(hub, registry)
+    except DatabaseError as exc:
+        log.warning("revocation check skipped: %s", exc)
+    except Exception:
+        log.exception("the revocation check failed; the next one runs in %g s",
+                      REVOCATION_INTERVAL)
 
 
 async def _check_revocations(hub: SyncHub, registry: PeerRegistry) -> None:

@@ -115,3 +115,44 @@ def _user(username: str, *, disabled: bool) -> Any:
         id=1, username=username, role=Role.REP, customer_id=None, disabled=disabled,
         token_version=1,
     )
+
+
+async def test_a_revocation_check_that_waits_on_the_database_holds_no_sweep_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The check runs as its own task: sweeps go on while it waits (deadlines enforced),
+    and no second check starts until it ends."""
+    from sync.server.registry import DeadlineWheel, PeerRegistry
+
+    started: list[int] = []
+    began, release = asyncio.Event(), asyncio.Event()
+
+    async def check(_hub: object, _registry: object) -> None:
+        started.append(1)
+        began.set()
+        await release.wait()  # an accounts read on a link that went silent
+
+    async def purge() -> int:
+        return 0
+
+    monkeypatch.setattr(server_app, "_check_revocations", check)
+    monkeypatch.setattr(server_app, "REVOCATION_INTERVAL", 0.0)
+    registry = PeerRegistry(set(), DeadlineWheel(0.5, now=0.0))
+    admission = SimpleNamespace(registry=registry, refused=0, database_down=None)
+    hub = SimpleNamespace(expire_sessions=lambda _now: None, cluster=None,
+                          rooms=SimpleNamespace(idle=lambda _now, _after: False),
+                          config=SimpleNamespace(room_idle_timeout=60.0),
+                          engine=SimpleNamespace(purge_notifications=purge))
+    state = server_app._SweepState()
+    for _ in range(3):
+        await asyncio.wait_for(
+            server_app._sweep_once(hub, set(), admission, state), 5)  # type: ignore[arg-type]
+    await asyncio.wait_for(began.wait(), 5)
+    assert started == [1]
+    release.set()
+    assert state.revoking is not None
+    await asyncio.wait_for(state.revoking, 5)
+    await server_app._sweep_once(hub, set(), admission, state)  # type: ignore[arg-type]
+    assert state.revoking is not None
+    await asyncio.wait_for(state.revoking, 5)
+    assert started == [1, 1]

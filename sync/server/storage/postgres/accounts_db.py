@@ -91,7 +91,12 @@ class PostgresAccountsDatabase:
         if current is not None and not current.closed and not current.broken:
             return current
         try:
-            return psycopg.connect(self._url, autocommit=True, connect_timeout=10)
+            # A query on a link gone silent would otherwise wait until TCP gives up (many
+            # minutes): unacknowledged data closes the connection after 30 s, and
+            # keepalives notice a dead idle one (libpq settings, stall.py's 30 s).
+            return psycopg.connect(self._url, autocommit=True, connect_timeout=10,
+                                   tcp_user_timeout=30_000, keepalives=1, keepalives_idle=30,
+                                   keepalives_interval=10, keepalives_count=3)
         except psycopg.Error as exc:
             raise DatabaseError(f"cannot reach the Postgres database: {exc}") from exc
 
