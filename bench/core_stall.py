@@ -10,7 +10,10 @@ worst lateness (and p99) while:
 
 Real server (child process, temp SQLite), real sockets. Prints figures; never asserts.
 Usage: .venv/bin/python bench/core_stall.py [--customers 100000] [--backlog 10000]
-       [--server-db scratch/bench/server-100000.db] [--runs 3]
+       [--server-db scratch/bench/server-100000.db] [--runs 3] [--explain]
+
+``--explain`` also prints, for each first sync, how long the final move took (the replica's
+own log line) and the three longest garbage-collector passes (their share of the stalls).
 
 ``--server-db`` keeps the generated server database (made on the first run, copied for
 each run after: generating 100,000 customers takes longer than the sync); ``--runs``
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import logging
 import shutil
 import sqlite3
 import statistics
@@ -72,6 +76,35 @@ class StallProbe:
         return values[-1]
 
 
+class GcPasses:
+    """Times every garbage-collector pass (``gc.callbacks``), to tell its share of stalls."""
+
+    def __init__(self) -> None:
+        self.passes: list[tuple[float, int]] = []  # (seconds, generation)
+        self._started = 0.0
+
+    def __enter__(self) -> GcPasses:
+        gc.callbacks.append(self._timed)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._timed)
+
+    def _timed(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.passes.append((time.perf_counter() - self._started, info["generation"]))
+
+    def report(self) -> None:
+        """Print the three longest passes since the last report, and forget them."""
+        worst = sorted(self.passes, reverse=True)[:3]
+        print("  longest collector passes: " + (", ".join(
+            f"{seconds * 1000:.1f} ms (generation {gen})" for seconds, gen in worst) or "none"),
+            flush=True)
+        self.passes.clear()
+
+
 async def _gui_collector() -> None:
     """What ui.gc_guard does in the app: automatic GC off; young generation every 0.5 s,
     a full pass every 30 s, on the loop's own thread, none while a worker holds them."""
@@ -113,11 +146,13 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
             reader = ClientCore.open(folder / f"reader{run_no}")
             await reader.login(url, "reader", PASSWORD, remember=False)
             started = time.perf_counter()
-            with StallProbe() as probe:
+            with StallProbe() as probe, GcPasses() as passes:
                 await reader.sync(600)
             took.append(time.perf_counter() - started)
             stalls.append(probe.report(
                 f"first directory sync of {args.customers:,} customers", took[-1]))
+            if args.explain:
+                passes.report()
             if run_no < args.runs - 1:
                 await reader.close()
         if args.runs > 1:
@@ -159,7 +194,16 @@ def main() -> None:
     parser.add_argument("--gc", choices=("app", "python"), default="app",
                         help="garbage collection as the desktop app does it (default), or "
                              "Python's automatic collector")
+    parser.add_argument("--explain", action="store_true",
+                        help="also print each first sync's final move time and its longest "
+                             "garbage-collector passes")
     args = parser.parse_args()
+    if args.explain:  # the replica's "first sync stored N rows in S s" line
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("  %(message)s"))
+        directory_log = logging.getLogger("app.replica.directory")
+        directory_log.addHandler(handler)
+        directory_log.setLevel(logging.INFO)
     with tempfile.TemporaryDirectory() as tmp, memory_keyring():
         prepare(args, Path(tmp))
         asyncio.run(run(args, Path(tmp)))
