@@ -1,7 +1,8 @@
 """The bus: what server nodes tell each other, and the one interface every bus implements.
 
 Several nodes serve the same database (docs/deploy.md). What one node accepts, the others
-must learn: new updates of a document (so their subscribers get them live), presence,
+must learn: new updates of a document (so their subscribers get them live), new
+notifications, presence,
 revoked accounts and sessions that moved to another node. The data itself is already
 durable in the database; the bus carries **signals** (Odoo's bus, CONVENTIONS.md): a
 document id and a sequence number, never the update bytes. A node that gets

@@ -2,7 +2,7 @@
 
 Several nodes serve one Postgres database behind a load balancer (docs/deploy.md). The
 data is in the database; the bus (``bus.py``) carries signals. :class:`ClusterLink` is the
-hub's bus handler and keeps four things in step across nodes:
+hub's bus handler and keeps five things in step across nodes:
 
 - **Updates.** On ``UpdatesCommitted`` for a document this node holds, it reads the log
   rows after the last one it integrated (commit-ordered, so none is skipped), applies them

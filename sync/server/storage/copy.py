@@ -24,6 +24,7 @@ import asyncpg
 from sync.protocol import schema
 
 from ..errors import ConfigError, DatabaseError
+from .postgres.errors import DATABASE_ERRORS
 from .postgres.schema import migrate
 
 __all__ = ["CopyResult", "copy_sqlite_to_postgres"]
@@ -31,7 +32,6 @@ __all__ = ["CopyResult", "copy_sqlite_to_postgres"]
 log = logging.getLogger(__name__)
 
 _CHUNK = 10_000
-_DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,7 @@ async def copy_sqlite_to_postgres(source: Path, dsn: str) -> CopyResult:
         raise DatabaseError(f"cannot open {source}: {exc}") from exc
     try:
         conn = await asyncpg.connect(dsn, timeout=10)
-    except _DATABASE_ERRORS as exc:
+    except DATABASE_ERRORS as exc:
         lite.close()
         raise DatabaseError(f"cannot connect to the Postgres database: {exc}") from exc
     counts: dict[str, int] = {}
@@ -122,7 +122,7 @@ async def copy_sqlite_to_postgres(source: Path, dsn: str) -> CopyResult:
                                "(SELECT COALESCE(MAX(id), 0) FROM users) + 1, false)")
     except sqlite3.Error as exc:
         raise DatabaseError(f"cannot read {source}: {exc}") from exc
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+    except DATABASE_ERRORS as exc:
         raise DatabaseError(f"copying into Postgres failed (nothing was kept): {exc}") from exc
     finally:
         lite.close()

@@ -6,13 +6,15 @@ Engine-neutral (no driver here): the hub builds them, the SQLite store
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sync.protocol import schema
 from sync.protocol.messages import DirectoryEntry, Notification
 
-__all__ = ["Commit", "DirectoryRow", "LogEntry", "directory_columns"]
+__all__ = ["Commit", "DirectoryRow", "LogEntry", "changes_json", "directory_columns"]
 
 
 def directory_columns() -> tuple[str, ...]:
@@ -32,6 +34,13 @@ class LogEntry:
     time: float
     changes: tuple[str, ...]
     data: bytes = b""
+
+
+@functools.lru_cache(maxsize=4096)
+def changes_json(changes: tuple[str, ...]) -> str:
+    """A log entry's ``changes`` as the JSON the log stores (a handful of distinct tuples
+    make up nearly every change: one ``json.dumps`` each, not one per update)."""
+    return json.dumps(changes)
 
 
 @dataclass(frozen=True, slots=True)

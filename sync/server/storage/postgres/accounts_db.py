@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 
 from ...errors import DatabaseError, DuplicateKey
+from .stall import STALL_TIMEOUT
 
 __all__ = ["PostgresAccountsDatabase"]
 
@@ -93,9 +94,10 @@ class PostgresAccountsDatabase:
         try:
             # A query on a link gone silent would otherwise wait until TCP gives up (many
             # minutes): unacknowledged data closes the connection after 30 s, and
-            # keepalives notice a dead idle one (libpq settings, stall.py's 30 s).
+            # keepalives notice a dead idle one (libpq settings; stall.py's limit).
             return psycopg.connect(self._url, autocommit=True, connect_timeout=10,
-                                   tcp_user_timeout=30_000, keepalives=1, keepalives_idle=30,
+                                   tcp_user_timeout=int(STALL_TIMEOUT * 1000),
+                                   keepalives=1, keepalives_idle=30,
                                    keepalives_interval=10, keepalives_count=3)
         except psycopg.Error as exc:
             raise DatabaseError(f"cannot reach the Postgres database: {exc}") from exc

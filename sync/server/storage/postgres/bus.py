@@ -17,9 +17,9 @@ without an error. So the listener
    the catch-up is seen by one or both (handlers are idempotent), never by neither;
 3. calls ``on_resync`` so the hub announces again what is not in the log (presence).
 
-Storage engines that commit updates may send the update signal in the commit's own
-transaction with :func:`notify_sql`: Postgres delivers it exactly when the rows are
-visible, and a node that dies right after its commit still gets the signal out.
+The writer sends the update and notification signals in the commit's own transaction
+(``log.send_signals``): Postgres delivers them exactly when the rows are visible, and a
+node that dies right after its commit still gets the signals out.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from ...bus import (
 from ...errors import BusError, BusMessageInvalid, DatabaseError
 from .errors import DATABASE_ERRORS
 
-__all__ = ["CHANNEL", "PostgresBus", "notify_sql"]
+__all__ = ["CHANNEL", "PostgresBus"]
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +55,6 @@ CHANNEL = "liveedit_bus"
 APPLICATION_NAME = "liveedit-bus"
 #: Errors that mean "the database connection is gone or unusable": reconnect.
 _CONNECTION_ERRORS: tuple[type[Exception], ...] = (*DATABASE_ERRORS, DatabaseError)
-
-
-def notify_sql(event: UpdatesCommitted) -> tuple[str, str, str]:
-    """``(sql, channel, payload)`` that sends ``event`` from inside a transaction:
-    ``await conn.execute(sql, channel, payload)`` before the COMMIT."""
-    return "SELECT pg_notify($1, $2)", CHANNEL, encode_event(event)
 
 
 class PostgresBus(Bus):

@@ -30,7 +30,6 @@ from .writer import PostgresWriter
 
 __all__ = ["PostgresEngine"]
 
-_CONNECT_ERRORS = DATABASE_ERRORS
 #: A probe also fails on a pool that is not started, or closing.
 _PROBE_ERRORS: tuple[type[Exception], ...] = (*DATABASE_ERRORS, RuntimeError)
 #: A readiness probe that takes longer than this many seconds counts as a failure.
@@ -98,7 +97,7 @@ class PostgresEngine(Engine):
         try:
             async with acquired(self.pool, "a read", STALL_TIMEOUT) as conn:
                 yield conn
-        except _CONNECT_ERRORS as exc:
+        except DATABASE_ERRORS as exc:
             raise DatabaseError(
                 f"could not read the Postgres database: {exc or type(exc).__name__}") from exc
 
@@ -120,7 +119,7 @@ class PostgresEngine(Engine):
                                                    max_size=self.pool_size, timeout=10)
             async with self._pool.acquire() as conn:
                 await migrate(conn)
-        except _CONNECT_ERRORS as exc:
+        except DATABASE_ERRORS as exc:
             raise DatabaseError(f"cannot use the Postgres database: {exc}") from exc
         self._writer = PostgresWriter(self._pool, node_id=self.node_id,
                                       max_batch=self.max_batch)

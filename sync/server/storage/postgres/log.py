@@ -14,7 +14,9 @@ happen in sequence order, and every reader sees a gap-free prefix of the log. Th
 one writer transaction at a time across all nodes, which group commit (many updates per
 transaction) makes cheap; ``bench/cluster.py`` measures it.
 
-Every function here runs inside the caller's transaction on the caller's connection.
+Every function here that takes a connection runs inside the caller's transaction on it;
+``update_signals``/``notification_signals`` only build payloads, and :class:`LogFeed`
+takes its own pooled connections.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from typing import Any
 import asyncpg
 
 from ...errors import DatabaseError
+from .errors import DATABASE_ERRORS
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "migrate_database", "schema_version"]
 
@@ -173,12 +174,12 @@ async def migrate_database(dsn: str) -> tuple[int, int]:
     run, schema version). DatabaseError, saying what to check, when that fails."""
     try:
         conn = await asyncpg.connect(dsn, timeout=10)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except DATABASE_ERRORS as exc:
         raise DatabaseError(f"cannot connect to the Postgres database: {exc}") from exc
     try:
         ran = await migrate(conn)
         return ran, await schema_version(conn)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except DATABASE_ERRORS as exc:
         raise DatabaseError(f"migrating the Postgres database failed: {exc}") from exc
     finally:
         await conn.close()

@@ -31,9 +31,9 @@ STALL_TIMEOUT = 30.0
 
 
 @contextlib.contextmanager
-def closed_if_silent(conn: Any, seconds: float, what: str) -> Iterator[list[bool]]:
-    """Close ``conn`` if the block has not ended within ``seconds``. Yields a list that
-    holds ``True`` once that happened (so the caller can say why its work failed)."""
+def closed_if_silent(conn: Any, seconds: float, what: str) -> Iterator[None]:
+    """Close ``conn`` if the block has not ended within ``seconds``; the database error
+    that then ends the block comes out as a TimeoutError saying so."""
     fired: list[bool] = []
 
     def close() -> None:
@@ -44,7 +44,11 @@ def closed_if_silent(conn: Any, seconds: float, what: str) -> Iterator[list[bool
 
     handle = asyncio.get_running_loop().call_later(seconds, close)
     try:
-        yield fired
+        yield
+    except DATABASE_ERRORS as exc:
+        if fired:
+            raise TimeoutError(f"Postgres did not answer within {seconds:g} seconds") from exc
+        raise
     finally:
         handle.cancel()
 
@@ -52,22 +56,18 @@ def closed_if_silent(conn: Any, seconds: float, what: str) -> Iterator[list[bool
 @contextlib.asynccontextmanager
 async def acquired(pool: Any, what: str, seconds: float) -> AsyncIterator[Any]:
     """A connection from ``pool`` (waiting at most ``seconds`` for one), closed if the block
-    has not ended within ``seconds``; the error that then ends the block is a TimeoutError
-    saying so (a database error like any other for the callers).
+    has not ended within ``seconds`` (:func:`closed_if_silent`).
 
     A block that ends with any error but one Postgres itself reported (``PostgresError``:
     the connection answered and is fine) closes the connection too: it is broken, or was
     cut mid-query by the caller's own timeout or cancellation, and giving it back to the
     pool would wait on it (the pool resets a connection it takes back)."""
     async with pool.acquire(timeout=seconds) as conn:
-        with closed_if_silent(conn, seconds, what) as fired:
+        with closed_if_silent(conn, seconds, what):
             try:
                 yield conn
             except asyncpg.PostgresError:
                 raise
-            except BaseException as exc:
+            except BaseException:
                 conn.terminate()
-                if fired and isinstance(exc, DATABASE_ERRORS):
-                    raise TimeoutError(
-                        f"Postgres did not answer {what} within {seconds:g} seconds") from exc
                 raise

@@ -11,6 +11,7 @@ The caller passes ``now`` (unix seconds), as with the in-memory throttle.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from ...throttle import LOCK_AFTER_FAILURES, lock_seconds, refusal
@@ -28,9 +29,13 @@ class PostgresLoginThrottle:
     def __init__(self, pool: Any) -> None:
         self.pool = pool
 
+    def _conn(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """A pooled connection, closed if Postgres leaves it unanswered (stall.py)."""
+        return acquired(self.pool, "the login throttle", STALL_TIMEOUT)
+
     async def check(self, username: str, now: float) -> None:
         """Raise TooManyAttempts while the username is locked (on any node)."""
-        async with acquired(self.pool, "a login check", STALL_TIMEOUT) as conn:
+        async with self._conn() as conn:
             until = await conn.fetchval(
                 "SELECT locked_until FROM login_failures WHERE username = $1", username
             )
@@ -39,7 +44,7 @@ class PostgresLoginThrottle:
 
     async def failure(self, username: str, now: float) -> int:
         """Count a failure; returns the consecutive failures so far."""
-        async with acquired(self.pool, "a login check", STALL_TIMEOUT) as conn, conn.transaction():
+        async with self._conn() as conn, conn.transaction():
             failures = int(await conn.fetchval(
                 "INSERT INTO login_failures AS f VALUES ($1, 1, 0, $2) "
                 "ON CONFLICT (username) DO UPDATE SET failures = f.failures + 1, "
@@ -55,12 +60,12 @@ class PostgresLoginThrottle:
 
     async def success(self, username: str) -> None:
         """A successful login clears the username's failures."""
-        async with acquired(self.pool, "a login check", STALL_TIMEOUT) as conn:
+        async with self._conn() as conn:
             await conn.execute("DELETE FROM login_failures WHERE username = $1", username)
 
     async def forget_old(self, now: float) -> int:
         """Drop unlocked entries whose last failure is older than FORGET_AFTER."""
-        async with acquired(self.pool, "a login check", STALL_TIMEOUT) as conn:
+        async with self._conn() as conn:
             status = await conn.execute(
                 "DELETE FROM login_failures WHERE locked_until <= $1 AND last_failure < $2",
                 now, now - FORGET_AFTER,

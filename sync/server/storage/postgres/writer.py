@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -40,7 +39,7 @@ import asyncpg
 
 from ...errors import DatabaseError
 from ..base import Committed
-from ..records import Commit
+from ..records import Commit, changes_json
 from . import directory, log, records
 from .errors import DATABASE_ERRORS
 from .stall import STALL_TIMEOUT, closed_if_silent
@@ -49,8 +48,6 @@ __all__ = ["Committed", "PostgresWriter"]
 
 logger = logging.getLogger(__name__)
 
-#: What tells "the database is unreachable or refused the transaction" (not a bug of ours).
-_DATABASE_ERRORS = DATABASE_ERRORS
 
 
 def _unusable(conn: Any) -> bool:
@@ -162,21 +159,16 @@ class PostgresWriter:
             # Postgres restarted since the last batch: the pool took the connection back.
             logger.info("the writer's connection was closed; taking a fresh one")
             await self._discard()
-        stalled: list[bool] = []
         try:
             if self._conn is None:
                 self._conn = await self.pool.acquire(timeout=self.stall_timeout)
             conn = self._conn
-            with closed_if_silent(conn, self.stall_timeout, "the writer") as stalled:
+            with closed_if_silent(conn, self.stall_timeout, "the writer"):
                 async with conn.transaction():
                     results = await self._write(conn, batch)
-        except _DATABASE_ERRORS as exc:
-            error: Exception = exc
-            if stalled:
-                error = TimeoutError(
-                    f"Postgres did not answer within {self.stall_timeout:g} seconds")
-            logger.error("writing %d changes to Postgres failed: %s", len(batch), error)
-            await self._fail(batch, error)
+        except DATABASE_ERRORS as exc:
+            logger.error("writing %d changes to Postgres failed: %s", len(batch), exc)
+            await self._fail(batch, exc)
             return
         except Exception as exc:
             # Not a database error we know of: still only this batch fails (its writers keep
@@ -209,7 +201,7 @@ class PostgresWriter:
         entries = [job.commit.entry for job in batch if job.commit.entry is not None]
         first = await log.append_updates(
             conn,
-            [(e.doc_id, e.author, e.session_id, e.time, json.dumps(e.changes), e.data)
+            [(e.doc_id, e.author, e.session_id, e.time, changes_json(e.changes), e.data)
              for e in entries],
             node=self.node_id, signal=False,
         )

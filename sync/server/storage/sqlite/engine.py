@@ -55,18 +55,15 @@ class SqliteEngine(Engine):
         return self.store.next_notification_seq()
 
     def submit(self, commit: Commit) -> asyncio.Future[Committed]:
-        # The writer resolves the store's future with ``committed`` itself: one future and
-        # no relaying callback per change (this sits on every acked update's path).
-        committed = Committed(commit.entry.seq if commit.entry is not None else None,
-                              tuple(commit.notifications))
-        stored: asyncio.Future[Committed] = self.store.submit(commit, committed)
+        # The writer resolves the store's future with the result itself (no relaying
+        # callback): barriers, the importer, a cluster's directory rewrite.
+        stored: asyncio.Future[Committed] = self.store.submit(commit, _committed(commit))
         return stored
 
     def submit_then(self, commit: Commit, then: Stored) -> None:
-        # No future per change: the writer's one wake-up per batch calls ``then``.
-        committed = Committed(commit.entry.seq if commit.entry is not None else None,
-                              tuple(commit.notifications))
-        self.store.submit_then(commit, committed, then)
+        # Every acked update's path: no future per change, the writer's one wake-up per
+        # batch calls ``then``.
+        self.store.submit_then(commit, _committed(commit), then)
 
     async def last_seq(self) -> int:
         mark = self.store.last_seq  # numbered (and so submitted) before the barrier
@@ -102,3 +99,9 @@ class SqliteEngine(Engine):
 
     async def purge_notifications(self, now: float | None = None) -> int:
         return await asyncio.to_thread(self.store.purge_notifications, now)
+
+
+def _committed(commit: Commit) -> Committed:
+    """What a commit reports once durable: numbers were given at submit (SQLite)."""
+    return Committed(commit.entry.seq if commit.entry is not None else None,
+                     tuple(commit.notifications))

@@ -30,7 +30,7 @@ from sync.protocol.messages import Notification, NotificationKind
 from sync.sqlite_migrations import transaction
 
 from ...errors import DatabaseError
-from ..records import Commit, DirectoryRow, LogEntry, directory_columns
+from ..records import Commit, DirectoryRow, LogEntry, changes_json, directory_columns
 from . import db
 
 __all__ = ["Commit", "DirectoryRow", "LogEntry", "UpdateStore", "fts_query"]
@@ -49,10 +49,6 @@ class _Job:
 
 
 _STOP = object()
-#: The log's ``changes`` column as JSON, by the tuple of names (a handful of distinct
-#: tuples make up nearly every change: one json.dumps each, not one per update).
-_changes_json: dict[tuple[str, ...], str] = {}
-_CHANGES_JSON_MAX = 4096
 
 
 class UpdateStore:
@@ -119,7 +115,7 @@ class UpdateStore:
 
         Call from the event loop. The future fails with DatabaseError if the write failed.
         (``result`` lets the engine hand out this future itself: no second future and
-        callback per change, which profiled as a measurable cost per acked update.)
+        relaying callback. Acked updates take :meth:`submit_then`, with no future at all.)
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
@@ -197,13 +193,9 @@ class UpdateStore:
             c = job.commit
             if c.entry is not None:
                 e = c.entry
-                changes = _changes_json.get(e.changes)
-                if changes is None:
-                    changes = json.dumps(e.changes)
-                    if len(_changes_json) < _CHANGES_JSON_MAX:
-                        _changes_json[e.changes] = changes
                 updates.append((
-                    e.seq, e.doc_id, e.author, e.session_id, e.time, changes, e.data,
+                    e.seq, e.doc_id, e.author, e.session_id, e.time, changes_json(e.changes),
+                    e.data,
                 ))
             for n in c.notifications:
                 notes.append((
