@@ -465,7 +465,8 @@ class DirectoryPage(Message):
         return self.rows.entries()
 
 
-#: Most rows in one DirectoryPage (the encoded frame must also fit the message size).
+#: Most rows in one page (DirectoryPage, DirectoryChanges, Notifications; the encoded frame
+#: must also fit the message size).
 MAX_PAGE_ROWS = 5000
 
 
@@ -544,8 +545,8 @@ def _record(cls: type[Message]) -> Validator:
     return check
 
 
-Notifications.SCHEMA = (_list(_record(Notification), 5000), _SEQ, _bool)
-DirectoryChanges.SCHEMA = (_list(_record(DirectoryEntry), 5000), _SEQ, _bool)
+Notifications.SCHEMA = (_list(_record(Notification), MAX_PAGE_ROWS), _SEQ, _bool)
+DirectoryChanges.SCHEMA = (_list(_record(DirectoryEntry), MAX_PAGE_ROWS), _SEQ, _bool)
 DirectoryPage.SCHEMA = (_directory_rows, _SEQ, _bool)
 
 _BY_KIND: dict[int, type[Message]] = {

@@ -51,11 +51,11 @@ from .auth import AuthService, Claims, Role
 from .cluster import ClusterLink
 from .config import ServerConfig
 from .errors import DatabaseError
-from .rooms import Change, Room, RoomRegistry, Subscriber
+from .rooms import Change, Room, RoomRegistry, Subscriber, in_table_order
 from .storage.base import Committed, Engine
 from .storage.records import Commit, DirectoryRow, LogEntry
 
-__all__ = ["OnStored", "Session", "SyncHub", "can_access"]
+__all__ = ["OnStored", "Session", "SyncHub", "can_access", "not_acked"]
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,11 @@ class _Coalesce:
 
 #: Called once a change is durable: (its number, None), or (None, why it was not stored).
 OnStored = Callable[[int | None, BaseException | None], None]
+
+
+def not_acked(_seq: int | None, _error: BaseException | None) -> None:
+    """The ``OnStored`` of a change nobody is acked for (what did integrate of a refused
+    update): a store that fails is logged by the hub itself."""
 
 
 class _Acks:
@@ -394,11 +399,10 @@ class SyncHub:
     def accept_change_then(
         self, room: Room, change: Change, author: str, session_id: str | None,
         on_stored: OnStored,
-    ) -> int:
+    ) -> None:
         """:meth:`accept_change` for the WebSocket hot path: ``on_stored(seq, None)`` is
         called once the change is durable (``on_stored(None, error)`` if it was not
-        stored), with no future per change. Returns the number as known now (a lower
-        bound: the change may wait for the end of the loop turn).
+        stored), with no future per change.
 
         Batching: the plain edits (kind ``updated``, nothing repaired) one session makes to
         one document within one loop turn are held and submitted together at the turn's end
@@ -409,13 +413,13 @@ class SyncHub:
         here, so a refusal answers exactly as without batching.
         """
         if change.repaired or change.kinds != _UPDATED_ONLY:
-            return self._accept(room, change, author, session_id, on_stored)
+            self._accept(room, change, author, session_id, on_stored)
+            return
         doc_id = room.doc_id
         batch = self._batches.get(doc_id)
         if batch is not None and (batch.room is not room or batch.session_id != session_id
                                   or batch.author != author):
-            del self._batches[doc_id]
-            self._submit(batch)
+            self._submit_pending(doc_id)
             batch = None
         if batch is None:
             batch = self._batches[doc_id] = _Batch(room, author, session_id)
@@ -425,17 +429,19 @@ class SyncHub:
         batch.changes.append(change)
         batch.callbacks.append(on_stored)
         if len(batch.changes) >= MAX_BATCH:
-            del self._batches[doc_id]
-            self._submit(batch)
-        return room.seq if self.numbers_at_commit else self.last_seq
+            self._submit_pending(doc_id)
 
     def flush(self) -> None:
         """Submit every pending batch (what a write barrier does first)."""
         self._flush_scheduled = False
-        batches = self._batches
-        while batches:
-            doc_id = next(iter(batches))
-            self._submit(batches.pop(doc_id))
+        while self._batches:
+            self._submit_pending(next(iter(self._batches)))
+
+    def _submit_pending(self, doc_id: str) -> None:
+        """Submit the document's pending batch, if any."""
+        batch = self._batches.pop(doc_id, None)
+        if batch is not None:
+            self._submit(batch)
 
     def barrier(self) -> asyncio.Future[Committed]:
         """Resolves once everything accepted before it is committed: the pending batches
@@ -449,12 +455,12 @@ class SyncHub:
             self._accept(batch.room, changes[0], batch.author, batch.session_id,
                          batch.callbacks[0])
             return
-        merged = Change(
+        merged = Change(  # in the order a single change has them (Room._change)
             pycrdt.merge_updates(*(change.update for change in changes)),
-            tuple(dict.fromkeys(name for change in changes for name in change.fields)),
-            tuple(dict.fromkeys(root for change in changes for root in change.roots)),
+            in_table_order(dict.fromkeys(name for c in changes for name in c.fields)),
+            tuple(sorted({root for change in changes for root in change.roots})),
             _UPDATED_ONLY,
-            next((c.title for c in reversed(changes) if c.title is not None), None),
+            changes[-1].title,  # the name after the last change
         )
         self.stats["batched_updates"] += len(changes)
         self._accept(batch.room, merged, batch.author, batch.session_id,
@@ -464,8 +470,7 @@ class SyncHub:
         self, room: Room, change: Change, author: str, session_id: str | None,
         on_stored: OnStored, *, updates: int = 1,
     ) -> int:
-        if room.doc_id in self._batches:  # the log keeps the order of integration
-            self._submit(self._batches.pop(room.doc_id))
+        self._submit_pending(room.doc_id)  # the log keeps the order of integration
         now = time.time()
         at_commit = self.numbers_at_commit
         seq = 0 if at_commit else self.engine.next_seq()
@@ -597,9 +602,7 @@ class SyncHub:
             self._directory_names = (table, tuple(f.name for f in schema.directory_fields()))
         values = {}
         for name in self._directory_names[1]:
-            value = current.get(name)
-            values[name] = value if value is None or len(value) <= MAX_DIRECTORY_TEXT else (
-                value[:MAX_DIRECTORY_TEXT])
+            values[name] = _clip(current.get(name), MAX_DIRECTORY_TEXT)
         # Already the directory columns in table order: what DirectoryRow.of would pick.
         return DirectoryRow(customer_id_of(room.doc_id), values, now, room.deleted, seq)
 

@@ -20,11 +20,14 @@ connections (py-spy, bench/yjs_compare.py --scenarios idle). Instead:
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator
 from typing import Protocol
 
 __all__ = ["AccountKey", "DeadlineWheel", "PeerRegistry", "Sweepable"]
+
+log = logging.getLogger(__name__)
 
 #: An account as a token saw it: (username, token version).
 AccountKey = tuple[str, int]
@@ -113,7 +116,11 @@ class DeadlineWheel:
         checked = 0
         for peer in self.pop_due(now):
             checked += 1
-            when = peer.sweep(now)
+            try:
+                when = peer.sweep(now)
+            except Exception:  # logged; checked again at the next tick, never dropped
+                log.exception("checking a connection's deadlines failed")
+                when = now + self.tick
             if when is not None:
                 self.schedule(peer, when)
         return checked

@@ -40,6 +40,7 @@ from .write_rules import check_writable, writes_everything
 
 __all__ = [
     "Change", "InvalidUpdate", "MissingDependencies", "Room", "RoomRegistry", "Subscriber",
+    "in_table_order",
 ]
 
 log = logging.getLogger(__name__)
@@ -212,7 +213,7 @@ class Room:
             kinds.append(NotificationKind.UPDATED)
         self.exists = True
         changed = self._tracker.fields
-        field_names = _in_table_order(changed) if changed else ()
+        field_names = in_table_order(changed) if changed else ()
         values = self._fields
         if changed and values is not None:
             for key, key_change in changed.items():
@@ -357,7 +358,7 @@ class Room:
 _order: tuple[tuple[schema.Field, ...], dict[str, int]] = ((), {})
 
 
-def _in_table_order(changed: dict[str, Any]) -> tuple[str, ...]:
+def in_table_order(changed: dict[str, Any]) -> tuple[str, ...]:
     """The field table's names among ``changed``, in table order (unknown keys left out)."""
     global _order  # noqa: PLW0603 - a cache keyed on the table itself, never a copy of it
     table = schema.fields()

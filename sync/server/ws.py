@@ -46,7 +46,7 @@ from sync.protocol.messages import (
 
 from .auth import Claims, Role
 from .errors import AccountDisabled, AuthError, TokenExpired
-from .hub import Session, SyncHub, can_access
+from .hub import Session, SyncHub, can_access, not_acked
 from .peer import WebSocketPeer
 from .rooms import InvalidUpdate, MissingDependencies
 from .write_rules import WriteRefused
@@ -336,14 +336,16 @@ class Connection(WebSocketPeer):
             if exc.partial is not None:
                 # What pycrdt integrated before failing is in the document: log and fan it
                 # out like any change, so memory, log and replicas agree (no Ack: it failed).
-                self.hub.accept_change(room, exc.partial, claims.username, session.session_id)
+                self.hub.accept_change_then(room, exc.partial, claims.username,
+                                            session.session_id, not_acked)
             self._error(ErrorCode.INVALID_UPDATE, str(exc), ref=message.ref, doc=message.doc)
             return
         except MissingDependencies as exc:
             if exc.partial is not None:
                 # The part that did integrate: logged and fanned out like any change, no
                 # Ack (the rest was refused, see rooms.py); the client resyncs.
-                self.hub.accept_change(room, exc.partial, claims.username, session.session_id)
+                self.hub.accept_change_then(room, exc.partial, claims.username,
+                                            session.session_id, not_acked)
             self._error(ErrorCode.MISSING_DEPENDENCIES, str(exc), ref=message.ref,
                         doc=message.doc)
             return

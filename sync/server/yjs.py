@@ -3,7 +3,7 @@
 A browser or Node app with the ``y-websocket`` provider (or any client of that protocol)
 joins one customer document per connection (docs/protocol.md §10). It gets what a desktop
 rep's connection gets: the same permission check (``can_access``), the same durable log and
-fan-out through :meth:`SyncHub.accept_change`, the same limits (message size, rate, auth
+fan-out through :meth:`SyncHub.accept_change_then`, the same limits (message size, rate, auth
 deadline, idle timeout, token expiry, revocation). What differs is the encoding
 (``sync.protocol.yjs``) and three protocol habits of the reference server that the stock
 provider relies on:
@@ -36,7 +36,7 @@ from sync.protocol.yjs import YjsCloseCode
 
 from .auth import Claims
 from .errors import AccountDisabled, AuthError
-from .hub import SyncHub, can_access
+from .hub import SyncHub, can_access, not_acked
 from .peer import WebSocketPeer
 from .rooms import InvalidUpdate, MissingDependencies, Room
 from .write_rules import WriteRefused
@@ -202,7 +202,8 @@ class YjsConnection(WebSocketPeer):
             if exc.partial is not None:
                 # What pycrdt integrated before failing is in the document: log and fan it
                 # out like any change, so memory, log and replicas agree.
-                self.hub.accept_change(room, exc.partial, self.claims.username, None)
+                self.hub.accept_change_then(room, exc.partial, self.claims.username, None,
+                                            not_acked)
             self.close(CloseCode.BAD_MESSAGE, str(exc))
             return
         except MissingDependencies as exc:
@@ -212,8 +213,8 @@ class YjsConnection(WebSocketPeer):
             # of this connection integrates: if the answer is refused too, the client
             # lacks the dependencies itself, and asking again would loop.
             if exc.partial is not None:
-                self.hub.accept_change(room, exc.partial, self.claims.username,
-                                       self.session_id)
+                self.hub.accept_change_then(room, exc.partial, self.claims.username,
+                                            self.session_id, not_acked)
             if not self._nudged:
                 self._nudged = True
                 self.post(yjs.sync_step1(room.doc.get_state()))

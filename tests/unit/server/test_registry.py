@@ -106,3 +106,24 @@ def test_registry_keeps_connections_by_account_and_token_version() -> None:
     registry.discard(a)
     registry.discard(b)
     assert registry.by_account == {} and connections == set() and len(wheel) == 0
+
+
+class _Failing(_Peer):
+    """A connection whose check raises (a bug somewhere in it)."""
+
+    def sweep(self, now: float) -> float | None:
+        self.checked.append(now)
+        raise RuntimeError("boom")
+
+
+def test_a_check_that_raises_drops_no_connection_from_the_wheel() -> None:
+    """The others due with it are still checked, and it is checked again next tick."""
+    wheel = DeadlineWheel(0.5, now=0.0)
+    failing, other = _Failing(deadline=10.0), _Peer(deadline=10.0)
+    for peer in (failing, other):
+        wheel.schedule(peer, 1.0)
+    assert wheel.run_due(1.0) == 2
+    assert failing.checked == [1.0] and other.checked == [1.0]
+    assert failing.due_tick is not None and len(wheel) == 2
+    wheel.run_due(1.5)
+    assert failing.checked == [1.0, 1.5]
