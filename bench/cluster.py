@@ -41,9 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from server_acks import connect, make_updates, send_and_wait, subscribe  # noqa: E402
+from server_acks import connect, send_and_wait, subscribe  # noqa: E402
 
-from bench.shared import PASSWORD, start_server  # noqa: E402
+from bench.shared import PASSWORD, make_updates, start_server  # noqa: E402
 from sync.protocol import document  # noqa: E402
 from sync.protocol.messages import (  # noqa: E402
     PROTOCOL_VERSION,

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.collection_hold import collection_held  # noqa: E402
 from app.core import ClientCore  # noqa: E402
-from bench.shared import PASSWORD, prepare_server_db, running_server  # noqa: E402
+from bench.shared import PASSWORD, positive_int, prepare_server_db, running_server  # noqa: E402
 from tests.memory_keyring import memory_keyring  # noqa: E402
 
 
@@ -123,6 +123,11 @@ def prepare(args: argparse.Namespace, folder: Path) -> None:
     db = folder / "server.db"
     kept: Path | None = args.server_db
     if kept is not None and kept.exists():
+        with sqlite3.connect(kept) as conn:
+            (have,) = conn.execute("SELECT count(*) FROM directory").fetchone()
+        if have != args.customers:
+            raise SystemExit(f"{kept} holds {have:,} customers, not --customers "
+                             f"{args.customers:,}: name another --server-db file")
         shutil.copy(kept, db)
         return
     print(f"preparing {args.customers:,} customers …", flush=True)
@@ -185,11 +190,11 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
 def main() -> None:
     """Parse arguments and run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--customers", type=positive_int, default=100_000)
     parser.add_argument("--backlog", type=int, default=10_000)
     parser.add_argument("--server-db", type=Path, default=None,
                         help="keep the generated server database here and reuse it")
-    parser.add_argument("--runs", type=int, default=1,
+    parser.add_argument("--runs", type=positive_int, default=1,
                         help="first syncs to measure, each on a new client")
     parser.add_argument("--gc", choices=("app", "python"), default="app",
                         help="garbage collection as the desktop app does it (default), or "

@@ -32,8 +32,7 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.shared import PASSWORD, start_server  # noqa: E402
-from sync.protocol import document  # noqa: E402
+from bench.shared import PASSWORD, make_updates, start_server  # noqa: E402
 from sync.protocol.messages import (  # noqa: E402
     PROTOCOL_VERSION,
     Ack,
@@ -53,17 +52,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process, all threads (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def make_updates(count: int) -> list[bytes]:
-    """``count`` successive small field edits of one document, as pycrdt updates."""
-    doc = document.new_document()
-    updates: list[bytes] = []
-    sub = doc.observe(lambda event: updates.append(event.update))
-    for i in range(count):
-        document.set_fields(doc, {"name": f"Customer {i}"})
-    del sub
-    return updates
 
 
 async def connect(ws_url: str, token: str) -> Any:

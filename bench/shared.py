@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import socket
 import statistics
@@ -26,12 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from sync.protocol import document  # noqa: E402
 from sync.server.auth import AuthService, Role  # noqa: E402
 from sync.server.demo_data import generate_customers  # noqa: E402
 from sync.server.importer import import_customers  # noqa: E402
 
-__all__ = ["PASSWORD", "ROOT", "free_port", "percentile", "prepare_server_db",
-           "running_server", "start_server"]
+__all__ = ["PASSWORD", "ROOT", "free_port", "make_updates", "percentile", "positive_float",
+           "positive_int", "prepare_server_db", "running_server", "start_server"]
 
 PASSWORD = "bench password 1"
 
@@ -97,3 +99,37 @@ def percentile(values: list[float], fraction: float) -> float:
         return statistics.median(values)
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def make_updates(count: int) -> list[bytes]:
+    """``count`` successive edits of one customer's name, as pycrdt updates (what
+    server_acks.py sends and update_budget.py feeds the hub)."""
+    doc = document.new_document()
+    updates: list[bytes] = []
+    subscription = doc.observe(lambda event: updates.append(event.update))
+    for i in range(count):
+        document.set_fields(doc, {"name": f"Customer {i}"})
+    del subscription
+    return updates
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a clear error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number above 0 (a clear error otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value:g} is not above 0")
+    return value

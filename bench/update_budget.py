@@ -30,6 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.shared import make_updates, positive_int  # noqa: E402
 from sync.protocol import document  # noqa: E402
 from sync.protocol.messages import (  # noqa: E402
     Ack,
@@ -59,17 +60,6 @@ class Watcher:
         """Take a frame (the transport's cost is not measured here)."""
 
 
-def make_updates(count: int) -> list[bytes]:
-    """``count`` successive edits of the customer's name (what server_acks.py sends)."""
-    doc = document.new_document()
-    updates: list[bytes] = []
-    subscription = doc.observe(lambda event: updates.append(event.update))
-    for i in range(count):
-        document.set_fields(doc, {"name": f"Customer {i}"})
-    del subscription
-    return updates
-
-
 def cpu_us(fn: Callable[[], Any], count: int) -> float:
     """Main-thread CPU of one call of ``fn``, in µs per update."""
     gc.collect()
@@ -87,9 +77,9 @@ async def full_path(frames: list[bytes], count: int) -> tuple[float, float]:
     """Everything through the durable Ack; (main thread, other threads) µs per update."""
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "budget.db"
-        AuthService(db)  # creates the schema, as the server's start does
+        auth = AuthService(db)  # creates the schema, as the server's start does
         engine = open_engine(db, max_batch=2000)
-        hub = SyncHub(ServerConfig(db_path=db), engine, AuthService(db))
+        hub = SyncHub(ServerConfig(db_path=db), engine, auth)
         await engine.start()
         room = await hub.rooms.get(DOC)
         room.subscribers[Watcher.session_id] = Watcher()
@@ -133,7 +123,7 @@ async def full_path(frames: list[bytes], count: int) -> tuple[float, float]:
 def main() -> None:
     """Measure and print the budget."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--updates", type=int, default=20_000)
+    parser.add_argument("--updates", type=positive_int, default=20_000)
     count = parser.parse_args().updates
     updates = make_updates(count)
     frames = [encode(Update(DOC, i + 1, u)) for i, u in enumerate(updates)]

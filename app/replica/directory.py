@@ -186,11 +186,6 @@ class DirectoryStore:
         """True when the directory holds no row (a first sync may bulk-load it)."""
         return self._replica._one("SELECT 1 FROM directory LIMIT 1") is None
 
-    def staged(self) -> int:
-        """How many pages a first sync has staged and not yet moved in."""
-        total: int = self._replica._one("SELECT count(*) FROM directory_load")
-        return total
-
     def stage(self, rows: DirectoryRows) -> None:
         """Stage a page of a first sync in ``directory_load`` as it came (one row);
         :meth:`finish_load` moves every staged page in."""

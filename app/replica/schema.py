@@ -165,8 +165,9 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE notifications SET read = 1 WHERE read = 0;
     """,
     # 3: the staging table of a first directory sync (bulk load, built once at the end):
-    # one row per page as received, its column arrays as a JSON object (the columns
-    # follow the field table, so they are not columns here).
+    # one row per page as received, its column arrays as a msgpack map (the columns
+    # follow the field table, so they are not columns here; SQLite keeps the bytes as
+    # they are whatever the declared type).
     """
     CREATE TABLE directory_load (page INTEGER PRIMARY KEY, rows TEXT NOT NULL);
     """,

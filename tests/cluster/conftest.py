@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
-import asyncpg
 import pytest
 
-from sync.server.storage.postgres.schema import migrate
+from sync.server.storage.postgres.schema import migrate_database
 
 from .haproxy import HAProxy, HAProxyUnavailable, find_haproxy
 from .pg import PostgresCluster, PostgresUnavailable, shared_cluster
@@ -56,9 +54,7 @@ def pg_dsn(pg_cluster: PostgresCluster) -> Iterator[str]:
 @pytest.fixture
 async def migrated_dsn(pg_dsn: str) -> str:
     """The URL of ``pg_dsn``'s fresh database, migrated to the current schema."""
-    conn: Any = await asyncpg.connect(pg_dsn)
-    await migrate(conn)
-    await conn.close()
+    await migrate_database(pg_dsn)
     return pg_dsn
 
 

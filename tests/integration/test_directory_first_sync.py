@@ -10,6 +10,7 @@ import httpx
 
 from app.core import ClientCore
 from app.directory_writer import CURSOR_SETTING, LOAD_CURSOR_SETTING
+from app.replica.schema import digit_string
 from sync.server.auth import AuthService
 from sync.server.demo_data import generate_customers
 from sync.server.importer import import_customers
@@ -36,7 +37,7 @@ async def test_a_first_sync_of_several_pages_finds_what_the_server_finds(
         assert core.replica.get_setting(LOAD_CURSOR_SETTING) is None
         assert int(core.replica.get_setting(CURSOR_SETTING) or 0) > 0
         phone = records[7]["phone"]
-        digits = "".join(c for c in phone if c.isdigit())
+        digits = digit_string(phone) or ""
         queries = [records[3]["name"].split()[0], records[5]["email"].split("@")[0],
                    digits[-7:], phone]
         headers = {"Authorization": f"Bearer {server.token('alex')}"}

@@ -76,9 +76,9 @@ class Setup:
 async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     """The hub, with the document created by a first (unbatched) change."""
     db = tmp_path / "hub.db"
-    AuthService(db)  # the schema, as the server's start makes it
+    auth = AuthService(db)  # the schema, as the server's start makes it
     engine = open_engine(db)
-    hub = SyncHub(ServerConfig(db_path=db), engine, AuthService(db))
+    hub = SyncHub(ServerConfig(db_path=db), engine, auth)
     await engine.start()
     room = await hub.rooms.get(DOC)
     writer, watcher = Recorder("writer"), Recorder("watcher")

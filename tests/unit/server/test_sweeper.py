@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from types import SimpleNamespace
 from typing import Any
@@ -33,6 +34,8 @@ async def test_a_failing_sweep_is_logged_and_the_next_one_runs(
             await asyncio.wait_for(second.wait(), 5)
     finally:
         task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     assert "a sweep failed" in caplog.text and "boom in a sweep" in caplog.text
 
 
@@ -60,6 +63,8 @@ async def test_a_probe_that_raises_marks_the_node_not_ready_and_keeps_probing(
         await asyncio.wait_for(three_probes.wait(), 5)
     finally:
         task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     first, second, third = seen_before_probe[:3]
     assert first is None and third is None
     assert second is not None and "probe failed" in second
