@@ -40,7 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 from app.collection_hold import collection_held  # noqa: E402
 from app.core import ClientCore  # noqa: E402
-from bench.shared import PASSWORD, positive_int, prepare_server_db, running_server  # noqa: E402
+from bench.shared import PASSWORD, prepare_server_db, running_server  # noqa: E402
+from liveedit.client_cli.args import positive  # noqa: E402
 from tests.memory_keyring import memory_keyring  # noqa: E402
 
 
@@ -190,11 +191,11 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
 def main() -> None:
     """Parse arguments and run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=positive_int, default=100_000)
+    parser.add_argument("--customers", type=positive, default=100_000)
     parser.add_argument("--backlog", type=int, default=10_000)
     parser.add_argument("--server-db", type=Path, default=None,
                         help="keep the generated server database here and reuse it")
-    parser.add_argument("--runs", type=positive_int, default=1,
+    parser.add_argument("--runs", type=positive, default=1,
                         help="first syncs to measure, each on a new client")
     parser.add_argument("--gc", choices=("app", "python"), default="app",
                         help="garbage collection as the desktop app does it (default), or "

@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.shared import percentile, positive_float, positive_int
+from bench.shared import percentile
+from liveedit.client_cli.args import positive
 
 
 def main() -> None:
@@ -25,9 +26,8 @@ def main() -> None:
     parser.add_argument("--dir", default=tempfile.gettempdir(),
                         help="a folder on the disk to measure (default: the temp folder, "
                         "where the benchmarks put their databases)")
-    parser.add_argument("--count", type=positive_int, default=200, help="writes to time")
-    parser.add_argument("--rate", type=positive_float, default=20.0,
-                        help="writes per second")
+    parser.add_argument("--count", type=positive, default=200, help="writes to time")
+    parser.add_argument("--rate", type=positive, default=20, help="writes per second")
     args = parser.parse_args()
     fd, path = tempfile.mkstemp(dir=args.dir, prefix="fsync-")
     timings: list[float] = []

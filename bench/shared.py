@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 import socket
 import statistics
@@ -32,8 +31,8 @@ from sync.server.auth import AuthService, Role  # noqa: E402
 from sync.server.demo_data import generate_customers  # noqa: E402
 from sync.server.importer import import_customers  # noqa: E402
 
-__all__ = ["PASSWORD", "ROOT", "free_port", "make_updates", "percentile", "positive_float",
-           "positive_int", "prepare_server_db", "running_server", "start_server"]
+__all__ = ["PASSWORD", "ROOT", "free_port", "make_updates", "percentile", "prepare_server_db",
+           "running_server", "start_server"]
 
 PASSWORD = "bench password 1"
 
@@ -111,25 +110,3 @@ def make_updates(count: int) -> list[bytes]:
         document.set_fields(doc, {"name": f"Customer {i}"})
     del subscription
     return updates
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (a clear error otherwise)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a number above 0 (a clear error otherwise)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value:g} is not above 0")
-    return value

@@ -30,7 +30,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.shared import make_updates, positive_int  # noqa: E402
+from bench.shared import make_updates  # noqa: E402
+from liveedit.client_cli.args import positive  # noqa: E402
 from sync.protocol import document  # noqa: E402
 from sync.protocol.messages import (  # noqa: E402
     Ack,
@@ -123,7 +124,7 @@ async def full_path(frames: list[bytes], count: int) -> tuple[float, float]:
 def main() -> None:
     """Measure and print the budget."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--updates", type=positive_int, default=20_000)
+    parser.add_argument("--updates", type=positive, default=20_000)
     count = parser.parse_args().updates
     updates = make_updates(count)
     frames = [encode(Update(DOC, i + 1, u)) for i, u in enumerate(updates)]
