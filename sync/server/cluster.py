@@ -12,9 +12,10 @@ hub's bus handler and keeps five things in step across nodes:
   After every (re)connect of the bus listener all loaded rooms catch up the same way.
 - **The directory.** Each commit writes the row computed from its node's document. When a
   node integrates another node's change to a document for which it committed a *later*
-  row, its row may lack that change; it writes the row again from the merged document,
-  under a new cursor (``Commit`` with a directory row and no update), so the projection
-  converges to the merged document and no stale row wins.
+  row (or has one under way), its row may lack that change; it writes the row again from
+  the merged document, under a new cursor (``Commit`` with a directory row and no update),
+  so the projection converges to the merged document and no stale row wins. Such a rewrite
+  is itself a row this node wrote, judged the same way.
 - **Notifications.** The writer signals each commit's notifications per document
   (``NotificationsCommitted``, numbers first to last); a node holding that document with
   subscribers reads them by number and sends them on, so a notification made on one node
@@ -196,7 +197,8 @@ class ClusterLink:
         self._pending[doc_id] = self._pending.get(doc_id, 0) + 1
 
     def settled(self, doc_id: str, seq: int | None) -> None:
-        """A change this node submitted was committed as ``seq`` (None: it failed)."""
+        """A change (or directory rewrite) this node submitted was committed under ``seq``
+        (its update number, or the rewrite's cursor; None: it failed)."""
         left = self._pending.get(doc_id, 0) - 1
         if left > 0:
             self._pending[doc_id] = left
@@ -257,11 +259,19 @@ class ClusterLink:
     async def _rewrite_directory(self, room: Room) -> None:
         """This node's last row may lack what it just integrated: write it again."""
         row = self.hub.directory_row(room)
+        # The rewrite is a row this node writes like any other: while it is under way, and
+        # once it is stored under its cursor, a change integrated later that it lacks makes
+        # this node write the row again (else a rewrite numbered after another node's
+        # change, computed before that change arrived here, would win over it).
+        self.submitted(room.doc_id)
+        cursor = None
         try:
-            await self.hub.engine.submit(Commit(directory=row))
+            cursor = (await self.hub.engine.submit(Commit(directory=row))).cursor
         except DatabaseError as exc:
             log.warning("rewriting the directory row of %s failed: %s", room.doc_id, exc)
             return
+        finally:
+            self.settled(room.doc_id, cursor)
         await self._post_directory(room)
 
     async def _post_directory(self, room: Room) -> None:

@@ -76,11 +76,13 @@ class SharedSession:
 
 @dataclass(frozen=True, slots=True)
 class Committed:
-    """A change is durable: its update number (None if it logged no update) and its
-    notifications, numbered."""
+    """A change is durable: its update number (None if it logged no update), its
+    notifications, numbered, and the cursor its directory row was written under (None if
+    it wrote none)."""
 
     seq: int | None
     notifications: tuple[Notification, ...] = ()
+    cursor: int | None = None
 
 
 #: What :meth:`Engine.submit_then` calls: (the committed change, None) or (None, error).

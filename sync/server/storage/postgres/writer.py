@@ -206,6 +206,7 @@ class PostgresWriter:
             node=self.node_id, signal=False,
         )
         numbers: list[int | None] = []
+        cursors: list[int | None] = []
         seq = first
         rows, snapshots = [], []
         # A directory row without an update (a node rewriting a row from the merged
@@ -227,6 +228,7 @@ class PostgresWriter:
             elif commit.directory is not None:
                 rows.append(dataclasses.replace(commit.directory, cursor=cursor))
                 cursor += 1
+            cursors.append(rows[-1].cursor if commit.directory is not None else None)
             if commit.snapshot is not None and own_seq is not None:
                 snapshots.append((commit.snapshot[0], own_seq, commit.snapshot[2]))
         numbered = await records.append_expiring(conn, [
@@ -243,6 +245,6 @@ class PostgresWriter:
         for doc_id, snap_seq, data in snapshots:
             await records.put_snapshot(conn, doc_id, snap_seq, data)
         return [
-            Committed(number, tuple(next(notes) for _ in job.commit.notifications))
-            for job, number in zip(batch, numbers, strict=True)
+            Committed(number, tuple(next(notes) for _ in job.commit.notifications), row)
+            for job, number, row in zip(batch, numbers, cursors, strict=True)
         ]

@@ -104,4 +104,5 @@ class SqliteEngine(Engine):
 def _committed(commit: Commit) -> Committed:
     """What a commit reports once durable: numbers were given at submit (SQLite)."""
     return Committed(commit.entry.seq if commit.entry is not None else None,
-                     tuple(commit.notifications))
+                     tuple(commit.notifications),
+                     commit.directory.cursor if commit.directory is not None else None)
