@@ -15,7 +15,10 @@ hub's bus handler and keeps five things in step across nodes:
   row (or has one under way), its row may lack that change; it writes the row again from
   the merged document, under a new cursor (``Commit`` with a directory row and no update),
   so the projection converges to the merged document and no stale row wins. Such a rewrite
-  is itself a row this node wrote, judged the same way.
+  is itself a row this node wrote, judged the same way. A room whose row this node wrote
+  is evicted only after a catch-up has read past that row (:meth:`ClusterLink.may_let_go`):
+  a change of another node numbered before it, not yet integrated, would otherwise never
+  make this node write the row again.
 - **Notifications.** The writer signals each commit's notifications per document
   (``NotificationsCommitted``, numbers first to last); a node holding that document with
   subscribers reads them by number and sends them on, so a notification made on one node
@@ -126,6 +129,11 @@ class ClusterLink:
         self._local: dict[str, int] = {}
         #: Changes this node submitted and not yet committed (or failed), per document.
         self._pending: dict[str, int] = {}
+        #: Rows (changes, directory rewrites) this node submitted or settled, counted per
+        #: document: a catch-up that saw this count move read too early to clear the room.
+        self._writes: dict[str, int] = {}
+        #: Documents a catch-up read past every row this node wrote (free to let go).
+        self._clean: set[str] = set()
         #: Catch-ups of documents from the log (the next signal or resync tries again).
         self._catch_ups = _OneAtATime(self._catch_up_pass, self._spawn,
                                       "catching up %s from the log failed: %s")
@@ -191,14 +199,31 @@ class ClusterLink:
         """A room was evicted."""
         self._read.pop(doc_id, None)
         self._local.pop(doc_id, None)
+        self._writes.pop(doc_id, None)
+        self._clean.discard(doc_id)
+
+    def may_let_go(self, doc_id: str) -> bool:
+        """May the document's room be evicted? Not while this node has a row of it under
+        way, nor, once it wrote one, before a catch-up has read the log past it (asked
+        here): the catch-up integrates any change another node numbered before that row
+        and writes the row again if it lacked it."""
+        if self._pending.get(doc_id):
+            return False
+        if doc_id not in self._local or doc_id in self._clean:
+            return True
+        self.catch_up(doc_id)
+        return False
 
     def submitted(self, doc_id: str) -> None:
         """This node submitted a change of a document to the writer."""
         self._pending[doc_id] = self._pending.get(doc_id, 0) + 1
+        self._writes[doc_id] = self._writes.get(doc_id, 0) + 1
+        self._clean.discard(doc_id)
 
     def settled(self, doc_id: str, seq: int | None) -> None:
         """A change (or directory rewrite) this node submitted was committed under ``seq``
         (its update number, or the rewrite's cursor; None: it failed)."""
+        self._writes[doc_id] = self._writes.get(doc_id, 0) + 1
         left = self._pending.get(doc_id, 0) - 1
         if left > 0:
             self._pending[doc_id] = left
@@ -215,10 +240,16 @@ class ClusterLink:
         room = self.hub.rooms.get_loaded(doc_id)
         if room is None:
             return False
+        writes = self._writes.get(doc_id, 0)
         entries = await self.hub.engine.updates_after(doc_id, self._read.get(doc_id, room.seq))
         if self.hub.rooms.get_loaded(doc_id) is not room:
             return False
         await self._integrate(room, entries)
+        # Every row this node wrote had settled before the read, and every row numbered
+        # below them was committed before them: all integrated now, unless one of this
+        # node's rows was under way or settled meanwhile.
+        if self._writes.get(doc_id, 0) == writes and not self._pending.get(doc_id):
+            self._clean.add(doc_id)
         return True
 
     async def _integrate(self, room: Room, entries: list[LogEntry]) -> None:

@@ -228,7 +228,7 @@ class SyncHub:
         self.cluster: ClusterLink | None = None
         self.rooms = RoomRegistry(
             self._load, max_rooms=config.max_loaded_rooms, on_gone=self._forget,
-            on_back=self._back,
+            on_back=self._back, may_let_go=self._may_let_go,
         )
         self.sessions: dict[str, Session] = {}
         # Per-document state, kept while the document's room object lives (see _forget).
@@ -257,6 +257,11 @@ class SyncHub:
         while it was evicted were integrated nowhere, so it reads them from the log."""
         if self.cluster is not None:
             self.cluster.catch_up(doc_id)
+
+    def _may_let_go(self, doc_id: str) -> bool:
+        """On several nodes, a room whose directory row this node wrote is kept until it
+        has integrated every change numbered before that row (cluster.py)."""
+        return self.cluster is None or self.cluster.may_let_go(doc_id)
 
     def _forget(self, doc_id: str) -> None:
         """The document's room was evicted and freed: drop its per-document state."""

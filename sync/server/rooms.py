@@ -398,12 +398,15 @@ class RoomRegistry:
     when a room is freed for good (the hub forgets its per-document state then), and
     ``on_back(doc_id)`` when an evicted room is handed out again (on several nodes the hub
     has it catch up with the log: nothing is integrated into an evicted room).
+    ``may_let_go(doc_id)``, if given, can hold an otherwise evictable room a while longer
+    (on several nodes: until it has read the log past the rows it wrote, cluster.py).
     """
 
     def __init__(
         self, loader: Callable[[str], Awaitable[tuple[list[bytes], int, bool]]], *,
         max_rooms: int | None = None, on_gone: Callable[[str], None] | None = None,
         on_back: Callable[[str], None] | None = None,
+        may_let_go: Callable[[str], bool] | None = None,
     ) -> None:
         self._loader = loader
         #: Least recently used first.
@@ -414,6 +417,7 @@ class RoomRegistry:
         self.durable_seq = 0
         self._on_gone = on_gone
         self._on_back = on_back
+        self._may_let_go = may_let_go
 
     def get_loaded(self, doc_id: str) -> Room | None:
         """The room if it is in memory."""
@@ -473,8 +477,9 @@ class RoomRegistry:
                       self.max_rooms, len(self._rooms))
 
     def evictable(self, room: Room) -> bool:
-        """Nobody is on it and everything it logged is durable."""
-        return not room.busy and room.seq <= self.durable_seq
+        """Nobody is on it, everything it logged is durable, and ``may_let_go`` agrees."""
+        return (not room.busy and room.seq <= self.durable_seq
+                and (self._may_let_go is None or self._may_let_go(room.doc_id)))
 
     def idle(self, now: float, idle_after: float) -> bool:
         """True when :meth:`evict_idle` has something to do: a room unused for

@@ -23,6 +23,8 @@ from sync.server.storage.records import Commit, LogEntry
 from sync.server.store import DirectoryRow
 from tests.integration.test_server_sync import Replica
 
+from .waiting import eventually
+
 
 @dataclass
 class NodeA:
@@ -104,3 +106,41 @@ async def test_a_rewrite_numbered_after_a_change_it_lacks_is_written_again(
     row = await node.hub.engine.directory_row(customer_id_of(doc_id))
     assert row is not None
     assert (row.fields["name"], row.fields["city"]) == ("Name 1", "City 2")
+
+
+async def test_a_room_whose_row_lacks_an_earlier_change_is_not_let_go_before_rewriting(
+    engines: tuple[NodeA, Engine],
+) -> None:
+    """B commits city 1; A commits name 1 (its row lacks city 1) and, before A has read
+    city 1, nobody uses the room any more. Evicting it now would leave A's row, the
+    newest, without city 1 for good: the room stays until a catch-up has read past A's row
+    (and A wrote the row again), and only then goes."""
+    node, engine_b = engines
+    rooms = node.hub.rooms
+    doc_id = customer_doc_id(str(uuid.uuid4()))
+    room = await rooms.get(doc_id)
+    b1 = await commit_on_b(engine_b, Replica(), doc_id, city="City 1")
+    a1 = await commit_on_a(node, room, Replica(), name="Name 1")
+    assert b1 < a1
+    rooms.durable_seq = max(rooms.durable_seq, a1)  # as the sweeper's write barrier would
+    long_after = time.monotonic() + 3600
+
+    assert rooms.evict_idle(long_after, idle_after=0) == 0
+    await eventually(lambda: rooms.evict_idle(long_after, idle_after=0) == 1,
+                     what="the room to be let go after its catch-up")
+    row = await node.hub.engine.directory_row(customer_id_of(doc_id))
+    assert row is not None and row.cursor > a1
+    assert (row.fields["name"], row.fields["city"]) == ("Name 1", "City 1")
+
+
+async def test_a_room_this_node_never_wrote_is_let_go_at_once(
+    engines: tuple[NodeA, Engine],
+) -> None:
+    """Only rooms whose row this node wrote wait for a catch-up: one it only read goes on
+    the first sweep that finds it idle, as on a single node."""
+    node, engine_b = engines
+    rooms = node.hub.rooms
+    doc_id = customer_doc_id(str(uuid.uuid4()))
+    await commit_on_b(engine_b, Replica(), doc_id, city="City 1")
+    await rooms.get(doc_id)
+    assert rooms.evict_idle(time.monotonic() + 3600, idle_after=0) == 1
