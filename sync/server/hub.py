@@ -633,8 +633,8 @@ class SyncHub:
         if directory is not None:
             followers = self._directory_followers(room.doc_id)
             if followers:  # encoded only when someone follows the directory
-                if committed.seq is not None and directory.cursor != committed.seq:
-                    directory = dataclasses.replace(directory, cursor=committed.seq)
+                if committed.cursor is not None and directory.cursor != committed.cursor:
+                    directory = dataclasses.replace(directory, cursor=committed.cursor)
                 frame = encode(DirectoryChanges((directory.entry(),), directory.cursor, False))
                 for connection in followers:
                     connection.post(frame)

@@ -223,12 +223,14 @@ class PostgresWriter:
                 own_seq = seq
                 seq += 1
             numbers.append(own_seq)
-            if commit.directory is not None and own_seq is not None:
-                rows.append(dataclasses.replace(commit.directory, cursor=own_seq))
-            elif commit.directory is not None:
-                rows.append(dataclasses.replace(commit.directory, cursor=cursor))
-                cursor += 1
-            cursors.append(rows[-1].cursor if commit.directory is not None else None)
+            row_cursor = None
+            if commit.directory is not None:
+                if own_seq is not None:
+                    row_cursor = own_seq
+                else:
+                    row_cursor, cursor = cursor, cursor + 1
+                rows.append(dataclasses.replace(commit.directory, cursor=row_cursor))
+            cursors.append(row_cursor)
             if commit.snapshot is not None and own_seq is not None:
                 snapshots.append((commit.snapshot[0], own_seq, commit.snapshot[2]))
         numbered = await records.append_expiring(conn, [
